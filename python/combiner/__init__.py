@@ -1,0 +1,1 @@
+"""combiner: compression with Bayesian implicit neural representations (COMBINER)."""
