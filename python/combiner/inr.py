@@ -1,0 +1,276 @@
+"""Bayesian implicit neural representation (INR), batched over P patches.
+
+Every patch ("tile") of a signal gets its own small SIREN with Fourier-feature inputs. All patches
+share one architecture (`INRConfig`), so their parameters stack into dense ``[P, D]`` tensors and the
+whole batch runs as a handful of batched matmuls, never a Python loop over patches.
+
+Flat parameter layout (one INR, length ``D = config.num_params``), fixed and relied upon by the
+prior, the partition into blocks and the bitstream:
+
+    for each linear layer l = 0 .. depth (depth hidden layers + the output layer), in order:
+        weight W_l, shape [in_l, out_l], row-major  (flat index = in_idx * out_l + out_idx)
+        bias   b_l, shape [out_l]
+
+with ``in_0 = 2 * in_dim * num_freqs``, ``out_l = width`` for hidden layers and ``out_depth = out_dim``.
+Weights are stored [in, out] (not PyTorch's [out, in]) so that ``x @ W`` needs no transpose.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "INRConfig",
+    "BayesianINR",
+    "fourier_features",
+    "unflatten",
+    "init_bounds",
+    "siren_init",
+    "kl_per_param",
+    "mlp_forward",
+]
+
+# Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
+# when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
+# adds no noise whenever the true variance is larger than the floor.
+_TINY_VAR = 1e-20
+
+
+@dataclass(frozen=True)
+class INRConfig:
+    """Architecture of one INR. ``depth`` counts hidden (sine-activated) layers.
+
+    The COMBINER Kodak network (64 -> 48, four 48 -> 48, 48 -> 3) is
+    ``INRConfig(in_dim=2, out_dim=3, num_freqs=16, max_freq=1024.0, width=48, depth=5)``.
+    """
+
+    in_dim: int = 2
+    out_dim: int = 3
+    num_freqs: int = 16
+    max_freq: float = 1024.0
+    width: int = 48
+    depth: int = 5
+    w0: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("in_dim", "out_dim", "num_freqs", "width", "depth"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"INRConfig.{name} must be a positive int, got {v!r}")
+        for name in ("max_freq", "w0"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"INRConfig.{name} must be a finite positive number, got {v!r}")
+        if self.max_freq < 1.0:
+            raise ValueError(f"INRConfig.max_freq must be >= 1 (frequencies start at 1), got {self.max_freq}")
+        # Canonical float type so equal configs compare/serialise equally (1024 vs 1024.0).
+        object.__setattr__(self, "max_freq", float(self.max_freq))
+        object.__setattr__(self, "w0", float(self.w0))
+
+    @property
+    def feature_dim(self) -> int:
+        return 2 * self.in_dim * self.num_freqs
+
+    @property
+    def layer_shapes(self) -> list[tuple[int, int]]:
+        """(in, out) of every linear layer, in layout order."""
+        dims = [self.feature_dim] + [self.width] * self.depth + [self.out_dim]
+        return list(zip(dims[:-1], dims[1:]))
+
+    @property
+    def num_params(self) -> int:
+        return sum(i * o + o for i, o in self.layer_shapes)
+
+    def layer_offsets(self) -> list[tuple[int, int, int]]:
+        """(weight_start, bias_start, end) flat offsets of every layer."""
+        out, pos = [], 0
+        for i, o in self.layer_shapes:
+            out.append((pos, pos + i * o, pos + i * o + o))
+            pos += i * o + o
+        return out
+
+    def frequencies(self) -> Tensor:
+        """w = exp(linspace(0, ln max_freq, num_freqs)), float64 for a platform-stable definition."""
+        return torch.exp(torch.linspace(0.0, math.log(self.max_freq), self.num_freqs, dtype=torch.float64))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "INRConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"INRConfig must be a JSON object, got {type(d).__name__}")
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown INRConfig keys: {sorted(unknown)}")
+        missing = known - set(d)
+        if missing:
+            raise ValueError(f"missing INRConfig keys: {sorted(missing)}")
+        return cls(**d)
+
+
+def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
+    """[..., in_dim] -> [..., 2 * in_dim * F] = [cos(pi x w) for all (axis, freq)] ++ [sin(...)].
+
+    Inside each half the order is axis-major: (axis 0, f_0..f_{F-1}), (axis 1, f_0..), ...
+    No learned parameters are involved, so this is the same for the mean and the sampled network.
+    """
+    xw = math.pi * coords.unsqueeze(-1) * freqs.to(coords.dtype)  # [..., in_dim, F]
+    xw = xw.flatten(-2)
+    return torch.cat([torch.cos(xw), torch.sin(xw)], dim=-1)
+
+
+def unflatten(config: INRConfig, flat: Tensor) -> list[tuple[Tensor, Tensor]]:
+    """flat [P, D] -> [(W [P, in, out], b [P, out]) per layer]; views, no copies."""
+    if flat.shape[-1] != config.num_params:
+        raise ValueError(f"expected last dim {config.num_params}, got {tuple(flat.shape)}")
+    P = flat.shape[0]
+    layers = []
+    for (w0, b0, end), (i, o) in zip(config.layer_offsets(), config.layer_shapes):
+        layers.append((flat[:, w0:b0].view(P, i, o), flat[:, b0:end]))
+    return layers
+
+
+def init_bounds(config: INRConfig) -> Tensor:
+    """Per-parameter half-width a of the SIREN uniform init U(-a, a), flat layout, float32 [D].
+
+    First layer a = 1/in, later layers a = sqrt(6/in)/w0 (Sitzmann et al. 2020). Biases use the
+    same bound as their layer's weights (keeps the init and the prior per-layer homogeneous).
+    """
+    parts = []
+    for l, (i, o) in enumerate(config.layer_shapes):
+        a = 1.0 / i if l == 0 else math.sqrt(6.0 / i) / config.w0
+        parts.append(torch.full((i * o + o,), a, dtype=torch.float32))
+    return torch.cat(parts)
+
+
+def siren_init(config: INRConfig, num_patches: int, generator: torch.Generator | None = None) -> Tensor:
+    """Draw [P, D] SIREN-initialised means (CPU, float32; deterministic given the generator)."""
+    a = init_bounds(config)
+    u = torch.rand((num_patches, config.num_params), generator=generator, dtype=torch.float32)
+    return (2.0 * u - 1.0) * a
+
+
+def kl_per_param(mu: Tensor, sigma: Tensor, prior_mean: Tensor, prior_std: Tensor) -> Tensor:
+    """Closed-form KL(N(mu, sigma^2) || N(m, s^2)) in nats, elementwise (broadcasting).
+
+    Requires sigma > 0; use `BayesianINR.kl` for models with fixed (sigma = 0) entries.
+    """
+    var_ratio = (sigma / prior_std) ** 2
+    diff = (mu - prior_mean) / prior_std
+    return 0.5 * (var_ratio + diff * diff - 1.0 - torch.log(var_ratio))
+
+
+def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor) -> Tensor:
+    """Deterministic network on features [N, F] (shared) or [P, N, F] with flat weights [P, D]."""
+    x = feats
+    layers = unflatten(config, weights)
+    for l, (W, b) in enumerate(layers):
+        x = torch.matmul(x, W) + b.unsqueeze(1)  # [P, N, out]; matmul broadcasts shared x over P
+        if l < len(layers) - 1:
+            x = torch.sin(config.w0 * x)
+    return x
+
+
+class BayesianINR(torch.nn.Module):
+    """P independent Bayesian INRs with diagonal Gaussian posteriors N(mu, softplus(rho)^2).
+
+    Fixed entries (already transmitted): `fixed_mask` [P, D] bool with `fixed_values` [P, D]. For
+    them the effective mean is the fixed value and the effective sigma is exactly 0; both are
+    selected with torch.where so shapes never change (graph-capturable) and no gradient reaches
+    the underlying mu / rho entries.
+    """
+
+    def __init__(
+        self,
+        config: INRConfig,
+        num_patches: int,
+        *,
+        rho_init: float = -10.0,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        if num_patches < 1:
+            raise ValueError("num_patches must be >= 1")
+        self.config = config
+        self.num_patches = num_patches
+        mu = siren_init(config, num_patches, generator)  # CPU draw: same init on every device
+        self.mu = torch.nn.Parameter(mu.to(device))
+        self.rho = torch.nn.Parameter(torch.full_like(self.mu, float(rho_init)))
+        D = config.num_params
+        self.register_buffer("freqs", config.frequencies().to(torch.float32).to(device))
+        self.register_buffer("fixed_mask", torch.zeros((num_patches, D), dtype=torch.bool, device=device))
+        self.register_buffer("fixed_values", torch.zeros((num_patches, D), dtype=torch.float32, device=device))
+
+    # -- fixed (transmitted) parameters ------------------------------------------------------------
+    @torch.no_grad()
+    def set_fixed(self, mask: Tensor, values: Tensor) -> None:
+        """Replace the fixed set (in place, so captured graphs keep seeing the same buffers)."""
+        mask = torch.as_tensor(mask, device=self.mu.device).to(torch.bool)
+        values = torch.as_tensor(values, device=self.mu.device, dtype=torch.float32)
+        if mask.shape != self.mu.shape or values.shape != self.mu.shape:
+            raise ValueError(f"fixed mask/values must be {tuple(self.mu.shape)}")
+        self.fixed_mask.copy_(mask)
+        self.fixed_values.copy_(torch.where(mask, values, torch.zeros_like(values)))
+
+    @torch.no_grad()
+    def clear_fixed(self) -> None:
+        self.fixed_mask.zero_()
+        self.fixed_values.zero_()
+
+    # -- posterior ---------------------------------------------------------------------------------
+    def posterior(self) -> tuple[Tensor, Tensor]:
+        """Effective (mean, sigma) [P, D], honouring fixed entries."""
+        mean = torch.where(self.fixed_mask, self.fixed_values, self.mu)
+        sigma = torch.where(self.fixed_mask, torch.zeros_like(self.rho), torch.nn.functional.softplus(self.rho))
+        return mean, sigma
+
+    def kl(self, prior_mean: Tensor, prior_std: Tensor) -> Tensor:
+        """Per-parameter KL [P, D] in nats; exactly 0 on fixed entries (their cost is already paid).
+
+        Fixed entries are swapped for the prior itself before the log, so no inf/nan is ever formed
+        (a masked inf would still poison gradients as 0 * inf).
+        """
+        mean, sigma = self.posterior()
+        m = torch.broadcast_to(prior_mean, mean.shape)
+        s = torch.broadcast_to(prior_std, sigma.shape)
+        return kl_per_param(
+            torch.where(self.fixed_mask, m, mean), torch.where(self.fixed_mask, s, sigma), m, s
+        )
+
+    def features(self, coords: Tensor) -> Tensor:
+        return fourier_features(coords, self.freqs)
+
+    def forward(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Stochastic forward with local reparameterisation: coords [N, in] or [P, N, in] -> [P, N, out].
+
+        Each pre-activation is drawn from its exact Gaussian marginal given the layer input, with
+        fresh noise per (patch, point, unit): lower-variance gradients than sampling weights.
+        """
+        mean, sigma = self.posterior()
+        x = self.features(coords)
+        mean_layers = unflatten(self.config, mean)
+        var_layers = unflatten(self.config, sigma * sigma)
+        last = len(mean_layers) - 1
+        for l, ((Wm, bm), (Wv, bv)) in enumerate(zip(mean_layers, var_layers)):
+            m = torch.matmul(x, Wm) + bm.unsqueeze(1)
+            v = torch.matmul(x * x, Wv) + bv.unsqueeze(1)
+            eps = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps
+            if l < last:
+                x = torch.sin(self.config.w0 * x)
+        return x
+
+    def forward_weights(self, coords: Tensor, weights: Tensor) -> Tensor:
+        """Deterministic network with given flat weights [P, D] (decoder / final evaluation)."""
+        return mlp_forward(self.config, self.features(coords), weights)
+
+    def forward_mean(self, coords: Tensor) -> Tensor:
+        """Posterior-mean network (fixed entries at their fixed values)."""
+        return self.forward_weights(coords, self.posterior()[0])

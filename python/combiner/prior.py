@@ -1,0 +1,349 @@
+"""The model prior: per-parameter Gaussian N(mean, std^2), the block partition, and their learning.
+
+A prior is learned once from a training set and shared by encoder and decoder; a fitted network is
+per signal. The partition `block_index[D]` (which parameters are coded together in one REC block)
+is *shared data that lives in the prior*: it is never transmitted, so encoder and decoder must use
+the very same prior file (checked through `content_hash`).
+
+File format: safetensors with tensors `mean` (float32 [D]), `std` (float32 [D]) and
+`block_index` (int64 [D]), and string metadata `format` = "combiner-prior", `version` = "1",
+`config` (INRConfig JSON), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape,
+sample rate, name...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from safetensors.numpy import load as st_load
+from safetensors.numpy import save as st_save
+
+from .fit import fit, pick_device
+from .inr import BayesianINR, INRConfig, init_bounds, kl_per_param
+
+__all__ = [
+    "Prior",
+    "PriorFormatError",
+    "initial_prior",
+    "update_prior",
+    "make_partition",
+    "learn_prior",
+]
+
+FORMAT = "combiner-prior"
+VERSION = "1"
+_TENSORS = {"mean": np.float32, "std": np.float32, "block_index": np.int64}
+_MAX_FILE_BYTES = 1 << 30  # a prior is kilobytes to a few megabytes; refuse absurd inputs early
+_HASH_DOMAIN = b"combiner-prior-hash-v1\0"
+
+
+class PriorFormatError(ValueError):
+    """A prior file or object is malformed, corrupted or inconsistent."""
+
+
+def _canonical_json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+@dataclass
+class Prior:
+    config: INRConfig
+    mean: np.ndarray  # float32 [D]
+    std: np.ndarray  # float32 [D], > 0
+    block_index: np.ndarray  # int64 [D], values 0..J-1, every id used
+    kappa: int = 16
+    seed: int = 0
+    kind: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.mean = np.ascontiguousarray(self.mean, dtype=np.float32)
+        self.std = np.ascontiguousarray(self.std, dtype=np.float32)
+        self.block_index = np.ascontiguousarray(self.block_index, dtype=np.int64)
+        self.validate()
+
+    # -- validation ----------------------------------------------------------------------------
+    def validate(self) -> None:
+        if not isinstance(self.config, INRConfig):
+            raise PriorFormatError("config must be an INRConfig")
+        D = self.config.num_params
+        for name in _TENSORS:
+            a = getattr(self, name)
+            if a.shape != (D,):
+                raise PriorFormatError(f"{name} has shape {a.shape}, expected ({D},) for this config")
+        if not np.all(np.isfinite(self.mean)):
+            raise PriorFormatError("mean has non-finite entries")
+        if not (np.all(np.isfinite(self.std)) and np.all(self.std > 0)):
+            raise PriorFormatError("std must be finite and > 0")
+        b = self.block_index
+        if b.min() < 0:
+            raise PriorFormatError("block_index has negative entries")
+        J = int(b.max()) + 1
+        if J > D or np.bincount(b, minlength=J).min() == 0:
+            raise PriorFormatError("block ids must be exactly 0..J-1, each used at least once")
+        if isinstance(self.kappa, bool) or not isinstance(self.kappa, int) or not 1 <= self.kappa <= 64:
+            raise PriorFormatError(f"kappa must be an int in 1..64, got {self.kappa!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
+            raise PriorFormatError(f"seed must be an int in [0, 2^64), got {self.seed!r}")
+        if not isinstance(self.kind, dict):
+            raise PriorFormatError("kind must be a dict")
+        try:
+            _canonical_json(self.kind)
+        except (TypeError, ValueError) as e:
+            raise PriorFormatError(f"kind is not JSON-serialisable: {e}") from None
+
+    @property
+    def num_blocks(self) -> int:
+        return int(self.block_index.max()) + 1
+
+    # -- serialisation -------------------------------------------------------------------------
+    def _metadata(self) -> dict[str, str]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "config": _canonical_json(self.config.to_dict()),
+            "kappa": str(self.kappa),
+            "seed": str(self.seed),
+            "kind": _canonical_json(self.kind),
+        }
+
+    def to_bytes(self) -> bytes:
+        return st_save({k: getattr(self, k) for k in _TENSORS}, metadata=self._metadata())
+
+    def save(self, path: str | os.PathLike) -> None:
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Prior":
+        if len(data) > _MAX_FILE_BYTES:
+            raise PriorFormatError("prior file is too large")
+        meta = _read_metadata(data)
+        try:
+            tensors = st_load(data)
+        except Exception as e:  # safetensors raises its own (non-ValueError) error type
+            raise PriorFormatError(f"corrupted safetensors payload: {e}") from None
+        if set(tensors) != set(_TENSORS):
+            raise PriorFormatError(f"expected tensors {sorted(_TENSORS)}, got {sorted(tensors)}")
+        for name, dt in _TENSORS.items():
+            if tensors[name].dtype != dt:
+                raise PriorFormatError(f"{name} must be {np.dtype(dt).name}, got {tensors[name].dtype}")
+        try:
+            config = INRConfig.from_dict(json.loads(meta["config"]))
+            kind = json.loads(meta["kind"])
+            kappa, seed = _parse_int(meta["kappa"], "kappa"), _parse_int(meta["seed"], "seed")
+        except PriorFormatError:
+            raise
+        except (ValueError, TypeError) as e:
+            raise PriorFormatError(f"bad prior metadata: {e}") from None
+        return cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Prior":
+        size = os.path.getsize(path)
+        if size > _MAX_FILE_BYTES:
+            raise PriorFormatError(f"{path}: prior file is too large ({size} bytes)")
+        with open(path, "rb") as f:
+            return cls.from_bytes(f.read())
+
+    # -- identity ------------------------------------------------------------------------------
+    def content_hash(self) -> bytes:
+        """32-byte SHA-256 over canonical metadata JSON and the tensors' little-endian bytes.
+
+        Independent of the safetensors file layout, so it is stable across save/load.
+        """
+        h = hashlib.sha256(_HASH_DOMAIN)
+        meta = _canonical_json(self._metadata()).encode()
+        h.update(struct.pack("<Q", len(meta)) + meta)
+        for name in sorted(_TENSORS):
+            a = getattr(self, name)
+            raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+            h.update(name.encode() + b"\0" + struct.pack("<Q", a.shape[0]) + raw)
+        return h.digest()
+
+    @property
+    def prior_id(self) -> str:
+        """Short printable id: the first 16 hex digits (64 bits) of `content_hash`."""
+        return self.content_hash().hex()[:16]
+
+
+def _parse_int(s: str, name: str) -> int:
+    if not isinstance(s, str) or not s.isdigit() or len(s) > 20:
+        raise PriorFormatError(f"metadata {name} must be a decimal integer, got {s!r}")
+    return int(s)
+
+
+def _read_metadata(data: bytes) -> dict[str, str]:
+    """Parse the safetensors header ourselves: the library exposes metadata only via files."""
+    if len(data) < 8:
+        raise PriorFormatError("file too short to be a safetensors prior")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > len(data) - 8 or n > 100_000_000:
+        raise PriorFormatError("safetensors header length exceeds the file")
+    try:
+        header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PriorFormatError(f"safetensors header is not valid JSON: {e}") from None
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise PriorFormatError("missing or malformed safetensors metadata")
+    if meta.get("format") != FORMAT:
+        raise PriorFormatError(f"not a combiner prior (format={meta.get('format')!r})")
+    if meta.get("version") != VERSION:
+        raise PriorFormatError(f"unsupported prior version {meta.get('version')!r}")
+    missing = {"config", "kappa", "seed", "kind"} - set(meta)
+    if missing:
+        raise PriorFormatError(f"metadata lacks {sorted(missing)}")
+    return meta
+
+
+# -- learning --------------------------------------------------------------------------------------
+def initial_prior(config: INRConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Starting prior: mean 0, std = 0.5 * std of the SIREN init U(-a, a) = 0.5 * a / sqrt(3)."""
+    a = init_bounds(config).numpy()
+    return np.zeros_like(a), (0.5 * a / math.sqrt(3.0)).astype(np.float32)
+
+
+def update_prior(mu, sigma, min_std: float = 1e-6):
+    """Closed-form M-step over M posteriors [M, D]: m = mean_k mu_k,
+    s^2 = mean_k (sigma_k^2 + (mu_k - m)^2), s floored at `min_std` (keeps the KL finite when all
+    training posteriors agree). Returns (m, s) [D] as float32, numpy in -> numpy out."""
+    is_np = isinstance(mu, np.ndarray)
+    mu64 = torch.as_tensor(mu).detach().to(torch.float64)
+    sg64 = torch.as_tensor(sigma).detach().to(torch.float64)
+    if mu64.ndim != 2 or mu64.shape != sg64.shape:
+        raise ValueError(f"mu and sigma must both be [M, D], got {tuple(mu64.shape)} {tuple(sg64.shape)}")
+    m = mu64.mean(0)
+    s = torch.sqrt((sg64.square() + (mu64 - m).square()).mean(0)).clamp_min(min_std)
+    m, s = m.to(torch.float32), s.to(torch.float32)
+    return (m.cpu().numpy(), s.cpu().numpy()) if is_np else (m, s)
+
+
+def make_partition(avg_kl_bits, kappa: float, max_block_size: int = 25, seed: int = 0) -> np.ndarray:
+    """Greedy partition of D parameters into REC blocks -> block_index int64 [D] (ids 0..J-1).
+
+    Parameters are visited in one seeded random order (numpy Generator(PCG64(seed)).permutation)
+    so that each block mixes layers; a new block starts when adding the next parameter would push
+    the block's summed training-average KL above `kappa` bits or the block already holds
+    `max_block_size` parameters. Every parameter is assigned, near-zero-KL ones included; a single
+    parameter whose own KL exceeds kappa gets a block to itself. Block ids follow creation order.
+    The partition lives in the prior and is never transmitted.
+    """
+    kl = np.clip(np.nan_to_num(np.asarray(avg_kl_bits, dtype=np.float64), nan=0.0), 0.0, None)
+    if kl.ndim != 1 or kl.size == 0:
+        raise ValueError("avg_kl_bits must be a non-empty 1-D array")
+    if max_block_size < 1 or kappa <= 0:
+        raise ValueError("need max_block_size >= 1 and kappa > 0")
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(kl.size)
+    out = np.empty(kl.size, dtype=np.int64)
+    block, total, count = 0, 0.0, 0
+    for i in order:  # D is ~1e4: a plain loop is fast enough and obviously correct
+        k = kl[i]
+        if count > 0 and (total + k > kappa or count >= max_block_size):
+            block, total, count = block + 1, 0.0, 0
+        out[i] = block
+        total += k
+        count += 1
+    return out
+
+
+def _stack_signals(signals: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[(coords [N, in], values [P_i, N, C] or [N, C](, weights [P_i, N]))...] -> coords, values, weights."""
+    coords, vals, wts = None, [], []
+    for item in signals:
+        c, v = torch.as_tensor(item[0], dtype=torch.float32), torch.as_tensor(item[1], dtype=torch.float32)
+        w = torch.as_tensor(item[2], dtype=torch.float32) if len(item) > 2 and item[2] is not None else None
+        if v.ndim == 2:
+            v = v[None]
+            w = None if w is None else w.reshape(1, -1)
+        if w is None:
+            w = torch.ones(v.shape[:2])
+        if coords is None:
+            coords = c
+        elif not torch.equal(coords, c):
+            raise ValueError("all training patches must share one coordinate grid (same patch size)")
+        if v.shape[1] != c.shape[0] or w.shape != v.shape[:2]:
+            raise ValueError(f"inconsistent shapes: coords {tuple(c.shape)}, values {tuple(v.shape)}")
+        vals.append(v)
+        wts.append(w)
+    if coords is None:
+        raise ValueError("no training signals")
+    return coords, torch.cat(vals), torch.cat(wts)
+
+
+def learn_prior(
+    signals: Sequence,
+    config: INRConfig,
+    *,
+    modality: str,
+    patch_shape: Sequence[int],
+    iterations: int,
+    steps_per_iteration: int,
+    first_steps: int | None = None,
+    lr: float = 1e-4,
+    kappa: int = 16,
+    beta: float = 1e-6,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = False,
+    batch_patches: int = 256,
+    pixel_fraction: float = 1.0,
+    max_block_size: int = 25,
+    rho_init: float = -10.0,
+    kind: dict | None = None,
+) -> Prior:
+    """Learn a prior by alternating posterior fitting and the closed-form M-step.
+
+    signals: training patches, each item (coords [N, in], values [P_i, N, C] or [N, C]
+    [, weights [P_i, N]]), all with the same coords; they are pooled into M patches. Each of
+    `iterations` rounds fits every posterior (warm-started from the previous round; a fresh Adam
+    per round and minibatch) for `steps_per_iteration` steps (`first_steps` in round 0) against
+    the current prior with one global beta and KL summed over all parameters, then applies
+    `update_prior`. Posteriors live on the CPU between rounds and are moved to `device` in
+    minibatches of `batch_patches`, bounding device memory. Finally the partition is made from the
+    training-average per-parameter KL (bits) under the final prior.
+    """
+    dev = pick_device(device)
+    coords, values, weights = _stack_signals(signals)
+    if values.shape[2] != config.out_dim or coords.shape[1] != config.in_dim:
+        raise ValueError("signals do not match config in_dim/out_dim")
+    M, D = values.shape[0], config.num_params
+    gen = torch.Generator().manual_seed(seed)
+    init = BayesianINR(config, M, rho_init=rho_init, generator=gen)
+    mu_all, rho_all = init.mu.detach().clone(), init.rho.detach().clone()
+    mean, std = initial_prior(config)
+    single_block = torch.zeros(D, dtype=torch.long)
+    fit_seed = seed
+
+    def batches():
+        for s in range(0, M, batch_patches):
+            yield slice(s, min(M, s + batch_patches))
+
+    for it in range(iterations):
+        steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
+        for sl in batches():
+            model = BayesianINR(config, sl.stop - sl.start, device=dev)
+            with torch.no_grad():
+                model.mu.copy_(mu_all[sl])
+                model.rho.copy_(rho_all[sl])
+            fit_seed += 1
+            fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
+                beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
+                seed=fit_seed, progress=progress)
+            mu_all[sl] = model.mu.detach().cpu()
+            rho_all[sl] = model.rho.detach().cpu()
+        mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
+
+    kl_bits = kl_per_param(mu_all, torch.nn.functional.softplus(rho_all),
+                           torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
+    block_index = make_partition(kl_bits.mean(0).numpy(), kappa, max_block_size, seed)
+    meta = {"modality": modality, "patch_shape": [int(p) for p in patch_shape]}
+    meta.update(kind or {})
+    return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta)
