@@ -1,0 +1,388 @@
+//! `combiner._core`: thin PyO3 bindings over `combiner-core`. This file only converts types,
+//! releases the GIL around the work and maps core errors to Python exceptions; all logic lives
+//! in the core crate.
+
+use combiner_core::container::{self, Header, Modality};
+use combiner_core::search::{self, Block};
+use combiner_core::{FormatError as CoreFormatError, InputError, rng, sampler};
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::create_exception;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+create_exception!(
+    _core,
+    FormatError,
+    PyValueError,
+    "A bitstream is malformed or unsupported."
+);
+create_exception!(
+    _core,
+    TruncatedError,
+    FormatError,
+    "The bitstream ends too early."
+);
+create_exception!(
+    _core,
+    BadMagicError,
+    FormatError,
+    "The data is not a combiner bitstream."
+);
+create_exception!(
+    _core,
+    UnsupportedVersionError,
+    FormatError,
+    "Unknown format version."
+);
+create_exception!(
+    _core,
+    ChecksumError,
+    FormatError,
+    "The CRC does not match: corrupted data."
+);
+create_exception!(
+    _core,
+    InvalidFieldError,
+    FormatError,
+    "A header field has a forbidden value."
+);
+create_exception!(
+    _core,
+    TrailingDataError,
+    FormatError,
+    "Bytes follow the end of the bitstream."
+);
+
+fn format_err(e: CoreFormatError) -> PyErr {
+    let msg = e.to_string();
+    match e {
+        CoreFormatError::Truncated { .. } => TruncatedError::new_err(msg),
+        CoreFormatError::BadMagic { .. } => BadMagicError::new_err(msg),
+        CoreFormatError::UnsupportedVersion { .. } => UnsupportedVersionError::new_err(msg),
+        CoreFormatError::BadChecksum { .. } => ChecksumError::new_err(msg),
+        CoreFormatError::InvalidField { .. } => InvalidFieldError::new_err(msg),
+        CoreFormatError::TrailingData { .. } => TrailingDataError::new_err(msg),
+    }
+}
+
+fn input_err(e: InputError) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// Run `f` on a dedicated pool of `threads` workers, or on rayon's global pool.
+fn on_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
+    match threads {
+        None => Ok(f()),
+        Some(n) => {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(n.max(1))
+                .build()
+                .map_err(|e| PyValueError::new_err(e.to_string()))?;
+            Ok(pool.install(f))
+        }
+    }
+}
+
+/// Split concatenated block arrays by `sizes`; errors when the sizes do not add up.
+fn split<'a>(v: &'a [f32], sizes: &[u64], name: &str) -> PyResult<Vec<&'a [f32]>> {
+    let total: u64 = sizes
+        .iter()
+        .try_fold(0u64, |a, &s| a.checked_add(s))
+        .unwrap_or(u64::MAX);
+    if total != v.len() as u64 {
+        return Err(PyValueError::new_err(format!(
+            "{name} has {} values but the block sizes add up to {total}",
+            v.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(sizes.len());
+    let mut start = 0usize;
+    for &s in sizes {
+        out.push(&v[start..start + s as usize]);
+        start += s as usize;
+    }
+    Ok(out)
+}
+
+#[pyfunction]
+#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, *, seed, block_id, kappa, early_stop=true, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn encode_block<'py>(
+    py: Python<'py>,
+    mu_q: PyReadonlyArray1<'py, f32>,
+    sigma_q: PyReadonlyArray1<'py, f32>,
+    mu_p: PyReadonlyArray1<'py, f32>,
+    sigma_p: PyReadonlyArray1<'py, f32>,
+    seed: u64,
+    block_id: u64,
+    kappa: u32,
+    early_stop: bool,
+    threads: Option<usize>,
+) -> PyResult<(u32, Bound<'py, PyArray1<f32>>, u64)> {
+    let block = Block {
+        mu_q: mu_q.as_slice()?,
+        sigma_q: sigma_q.as_slice()?,
+        mu_p: mu_p.as_slice()?,
+        sigma_p: sigma_p.as_slice()?,
+    };
+    let enc = py
+        .detach(|| {
+            on_threads(threads, || {
+                search::encode_block(&block, seed, block_id, kappa, early_stop)
+            })
+        })?
+        .map_err(input_err)?;
+    Ok((enc.index, PyArray1::from_vec(py, enc.sample), enc.scored))
+}
+
+#[pyfunction]
+#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, sizes, block_ids, *, seed, kappa, early_stop=true, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn encode_blocks<'py>(
+    py: Python<'py>,
+    mu_q: PyReadonlyArray1<'py, f32>,
+    sigma_q: PyReadonlyArray1<'py, f32>,
+    mu_p: PyReadonlyArray1<'py, f32>,
+    sigma_p: PyReadonlyArray1<'py, f32>,
+    sizes: PyReadonlyArray1<'py, u64>,
+    block_ids: PyReadonlyArray1<'py, u64>,
+    seed: u64,
+    kappa: u32,
+    early_stop: bool,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>, u64)> {
+    let sizes = sizes.as_slice()?;
+    let (a, b, c, d) = (
+        split(mu_q.as_slice()?, sizes, "mu_q")?,
+        split(sigma_q.as_slice()?, sizes, "sigma_q")?,
+        split(mu_p.as_slice()?, sizes, "mu_p")?,
+        split(sigma_p.as_slice()?, sizes, "sigma_p")?,
+    );
+    let blocks: Vec<Block> = (0..sizes.len())
+        .map(|i| Block {
+            mu_q: a[i],
+            sigma_q: b[i],
+            mu_p: c[i],
+            sigma_p: d[i],
+        })
+        .collect();
+    let ids = block_ids.as_slice()?;
+    let encoded = py
+        .detach(|| {
+            on_threads(threads, || {
+                search::encode_blocks(&blocks, ids, seed, kappa, early_stop)
+            })
+        })?
+        .map_err(input_err)?;
+    let indices: Vec<u32> = encoded.iter().map(|e| e.index).collect();
+    let scored = encoded.iter().map(|e| e.scored).sum();
+    let samples: Vec<f32> = encoded.into_iter().flat_map(|e| e.sample).collect();
+    Ok((
+        PyArray1::from_vec(py, indices),
+        PyArray1::from_vec(py, samples),
+        scored,
+    ))
+}
+
+#[pyfunction]
+#[pyo3(signature = (mu_p, sigma_p, *, seed, block_id, index, kappa))]
+fn decode_block<'py>(
+    py: Python<'py>,
+    mu_p: PyReadonlyArray1<'py, f32>,
+    sigma_p: PyReadonlyArray1<'py, f32>,
+    seed: u64,
+    block_id: u64,
+    index: u64,
+    kappa: u32,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let (m, s) = (mu_p.as_slice()?, sigma_p.as_slice()?);
+    let out = py
+        .detach(|| search::decode_block(m, s, seed, block_id, index, kappa))
+        .map_err(input_err)?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
+#[pyfunction]
+#[pyo3(signature = (mu_p, sigma_p, sizes, block_ids, indices, *, seed, kappa))]
+#[allow(clippy::too_many_arguments)]
+fn decode_blocks<'py>(
+    py: Python<'py>,
+    mu_p: PyReadonlyArray1<'py, f32>,
+    sigma_p: PyReadonlyArray1<'py, f32>,
+    sizes: PyReadonlyArray1<'py, u64>,
+    block_ids: PyReadonlyArray1<'py, u64>,
+    indices: PyReadonlyArray1<'py, u32>,
+    seed: u64,
+    kappa: u32,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let sizes = sizes.as_slice()?;
+    let (m, s) = (
+        split(mu_p.as_slice()?, sizes, "mu_p")?,
+        split(sigma_p.as_slice()?, sizes, "sigma_p")?,
+    );
+    let (ids, idx) = (block_ids.as_slice()?, indices.as_slice()?);
+    let out = py
+        .detach(|| search::decode_blocks(&m, &s, ids, idx, seed, kappa))
+        .map_err(input_err)?;
+    Ok(PyArray1::from_vec(py, out))
+}
+
+/// Standard normals (binary64) of candidate `index` of a block: for golden vectors.
+#[pyfunction]
+#[pyo3(signature = (*, seed, block_id, dim, index))]
+fn candidate_normals<'py>(
+    py: Python<'py>,
+    seed: u64,
+    block_id: u64,
+    dim: usize,
+    index: u64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    if dim == 0 || dim > search::MAX_BLOCK_DIM {
+        return Err(PyValueError::new_err(format!(
+            "dim must be in 1..={}",
+            search::MAX_BLOCK_DIM
+        )));
+    }
+    Ok(PyArray1::from_vec(
+        py,
+        sampler::candidate_normals(seed, block_id, dim, index),
+    ))
+}
+
+/// The encoder's ordered Gumbel sequence of a block (first `n` values).
+#[pyfunction]
+#[pyo3(signature = (*, seed, block_id, n))]
+fn ordered_gumbels<'py>(
+    py: Python<'py>,
+    seed: u64,
+    block_id: u64,
+    n: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    if n > 1 << search::MAX_KAPPA {
+        return Err(PyValueError::new_err("n must be <= 2^20"));
+    }
+    Ok(PyArray1::from_vec(
+        py,
+        py.detach(|| search::ordered_gumbels(seed, block_id, n)),
+    ))
+}
+
+/// Raw ChaCha20 keystream bytes for a 32-byte key, 64-bit stream and 32-bit word position.
+#[pyfunction]
+#[pyo3(signature = (key, *, stream, word_pos, nbytes))]
+fn chacha20_keystream<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    stream: u64,
+    word_pos: u128,
+    nbytes: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key: [u8; 32] = key
+        .try_into()
+        .map_err(|_| PyValueError::new_err("key must be 32 bytes"))?;
+    if nbytes > 1 << 24 {
+        return Err(PyValueError::new_err("nbytes must be <= 2^24"));
+    }
+    let mut s = rng::WordStream::from_key(key, stream, 0);
+    s.rng_mut().set_word_pos(word_pos);
+    let mut buf = vec![0u8; nbytes];
+    rand_core::Rng::fill_bytes(s.rng_mut(), &mut buf);
+    Ok(PyBytes::new(py, &buf))
+}
+
+fn modality_from(name: &str) -> PyResult<Modality> {
+    match name {
+        "image" => Ok(Modality::Image),
+        "audio" => Ok(Modality::Audio),
+        other => Err(InvalidFieldError::new_err(format!(
+            "modality must be 'image' or 'audio', got {other:?}"
+        ))),
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (*, modality, kappa, height, width, channels, sample_rate, seed, prior_hash, prior_id, indices))]
+#[allow(clippy::too_many_arguments)]
+fn pack<'py>(
+    py: Python<'py>,
+    modality: &str,
+    kappa: u32,
+    height: u32,
+    width: u32,
+    channels: u8,
+    sample_rate: u32,
+    seed: u64,
+    prior_hash: &[u8],
+    prior_id: String,
+    indices: PyReadonlyArray1<'py, u32>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let prior_hash: [u8; 32] = prior_hash
+        .try_into()
+        .map_err(|_| InvalidFieldError::new_err("prior_hash must be 32 bytes"))?;
+    let header = Header {
+        modality: modality_from(modality)?,
+        kappa,
+        height,
+        width,
+        channels,
+        sample_rate,
+        seed,
+        prior_hash,
+        prior_id,
+    };
+    let data = container::pack(&header, indices.as_slice()?).map_err(format_err)?;
+    Ok(PyBytes::new(py, &data))
+}
+
+#[pyfunction]
+fn unpack<'py>(
+    py: Python<'py>,
+    data: &[u8],
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyArray1<u32>>)> {
+    let (h, indices) = py.detach(|| container::unpack(data)).map_err(format_err)?;
+    let d = PyDict::new(py);
+    d.set_item(
+        "modality",
+        match h.modality {
+            Modality::Image => "image",
+            Modality::Audio => "audio",
+        },
+    )?;
+    d.set_item("kappa", h.kappa)?;
+    d.set_item("height", h.height)?;
+    d.set_item("width", h.width)?;
+    d.set_item("channels", h.channels)?;
+    d.set_item("sample_rate", h.sample_rate)?;
+    d.set_item("seed", h.seed)?;
+    d.set_item("prior_hash", PyBytes::new(py, &h.prior_hash))?;
+    d.set_item("prior_id", h.prior_id)?;
+    Ok((d, PyArray1::from_vec(py, indices)))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("FormatError", py.get_type::<FormatError>())?;
+    m.add("TruncatedError", py.get_type::<TruncatedError>())?;
+    m.add("BadMagicError", py.get_type::<BadMagicError>())?;
+    m.add(
+        "UnsupportedVersionError",
+        py.get_type::<UnsupportedVersionError>(),
+    )?;
+    m.add("ChecksumError", py.get_type::<ChecksumError>())?;
+    m.add("InvalidFieldError", py.get_type::<InvalidFieldError>())?;
+    m.add("TrailingDataError", py.get_type::<TrailingDataError>())?;
+    m.add("FORMAT_VERSION", container::VERSION)?;
+    m.add("MAX_KAPPA", search::MAX_KAPPA)?;
+    m.add_function(wrap_pyfunction!(encode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_blocks, m)?)?;
+    m.add_function(wrap_pyfunction!(candidate_normals, m)?)?;
+    m.add_function(wrap_pyfunction!(ordered_gumbels, m)?)?;
+    m.add_function(wrap_pyfunction!(chacha20_keystream, m)?)?;
+    m.add_function(wrap_pyfunction!(pack, m)?)?;
+    m.add_function(wrap_pyfunction!(unpack, m)?)?;
+    Ok(())
+}
