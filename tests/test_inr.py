@@ -13,6 +13,10 @@ from combiner.inr import (
     unflatten,
 )
 
+# Tiny problems: one intra-op thread is far faster than two (and immune to a busy neighbour
+# process making OpenMP workers spin); also keeps timings of the test suite stable.
+torch.set_num_threads(1)
+
 TINY = INRConfig(in_dim=2, out_dim=3, num_freqs=4, max_freq=8.0, width=8, depth=2)
 
 
