@@ -132,6 +132,7 @@ def test_load_refuses_malformed(tmp_path):
         "config mismatch D": _rebuild(tens, {**meta, "config": json.dumps({**TINY.to_dict(), "width": 9})}),
         "kappa not int": _rebuild(tens, {**meta, "kappa": "1e3"}),
         "kappa range": _rebuild(tens, {**meta, "kappa": "0"}),
+        "kappa unicode digits": _rebuild(tens, {**meta, "kappa": "\u0661\u0666"}),
         "seed negative": _rebuild(tens, {**meta, "seed": "-1"}),
         "kind not object": _rebuild(tens, {**meta, "kind": "[1]"}),
         "missing tensor": _rebuild({"mean": p.mean, "std": p.std}, meta),

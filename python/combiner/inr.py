@@ -211,7 +211,11 @@ class BayesianINR(torch.nn.Module):
     # -- fixed (transmitted) parameters ------------------------------------------------------------
     @torch.no_grad()
     def set_fixed(self, mask: Tensor, values: Tensor) -> None:
-        """Replace the fixed set (in place, so captured graphs keep seeing the same buffers)."""
+        """Replace the fixed set (in place, so captured graphs keep seeing the same buffers).
+
+        The raw mu / rho entries under the mask are left as they are and may keep drifting under
+        Adam momentum; they are never read while fixed, so this is harmless.
+        """
         mask = torch.as_tensor(mask, device=self.mu.device).to(torch.bool)
         values = torch.as_tensor(values, device=self.mu.device, dtype=torch.float32)
         if mask.shape != self.mu.shape or values.shape != self.mu.shape:

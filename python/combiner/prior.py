@@ -175,7 +175,7 @@ class Prior:
 
 
 def _parse_int(s: str, name: str) -> int:
-    if not isinstance(s, str) or not s.isdigit() or len(s) > 20:
+    if not isinstance(s, str) or not (s.isascii() and s.isdigit()) or len(s) > 20:
         raise PriorFormatError(f"metadata {name} must be a decimal integer, got {s!r}")
     return int(s)
 
