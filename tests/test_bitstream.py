@@ -1,0 +1,163 @@
+"""The container: round trips, strict parsing, and a fuzz campaign over hostile inputs."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import combiner
+from combiner import bitstream
+from combiner.bitstream import Header
+from combiner.errors import (
+    BadMagicError,
+    ChecksumError,
+    InvalidFieldError,
+    TrailingDataError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+
+FUZZ_INPUTS = 30_000  # mutated or truncated bitstreams tried by test_fuzz_mutations
+
+
+def image_header(**changes) -> Header:
+    fields = dict(modality="image", kappa=16, height=33, width=47, channels=3, sample_rate=0,
+                  seed=12345, prior_hash=bytes(range(32)), prior_id="thumbnail-q2")
+    fields.update(changes)
+    return Header(**fields)
+
+
+headers = st.one_of(
+    st.builds(
+        image_header,
+        kappa=st.integers(1, 20),
+        height=st.integers(1, 4096),
+        width=st.integers(1, 4096),
+        channels=st.integers(1, 4),
+        seed=st.integers(0, 2**64 - 1),
+        prior_hash=st.binary(min_size=32, max_size=32),
+        prior_id=st.text(alphabet="abcXYZ019._-", min_size=1, max_size=64),
+    ),
+    st.builds(
+        lambda n, rate, kappa, seed: image_header(modality="audio", height=n, width=1, channels=1,
+                                                  sample_rate=rate, kappa=kappa, seed=seed),
+        st.integers(1, 2**24), st.integers(1, 1_000_000), st.integers(1, 20),
+        st.integers(0, 2**64 - 1),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=headers, data=st.data())
+def test_round_trip(header: Header, data) -> None:
+    n = data.draw(st.integers(0, 300))
+    indices = data.draw(st.lists(st.integers(0, 2**header.kappa - 1), min_size=n, max_size=n))
+    blob = bitstream.pack(header, indices)
+    assert len(blob) == 66 + len(header.prior_id) + (n * header.kappa + 7) // 8 + 4
+    assert blob[:4] == b"CMBR"
+    assert int.from_bytes(blob[-4:], "little") == zlib.crc32(blob[:-4])
+    back, idx = bitstream.unpack(blob)
+    assert back == header
+    assert idx.dtype == np.uint32 and idx.tolist() == indices
+
+
+def sample_blob() -> bytes:
+    return bitstream.pack(image_header(kappa=13), np.arange(57) * 97 % 8192)
+
+
+def with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize(
+    "mutate, error",
+    [
+        (lambda b: b[:10], TruncatedError),
+        (lambda b: b[:-1], TruncatedError),
+        (lambda b: b"", TruncatedError),
+        (lambda b: b"PNG\x89" + b[4:], BadMagicError),
+        (lambda b: b[:4] + b"\x02" + b[5:], UnsupportedVersionError),
+        (lambda b: b[:-4] + bytes(4), ChecksumError),
+        (lambda b: b + b"\x00", TrailingDataError),
+        (lambda b: with_crc(b[:5] + b"\x07" + b[6:-4]), InvalidFieldError),  # modality 7
+        (lambda b: with_crc(b[:7] + b"\x01" + b[8:-4]), InvalidFieldError),  # a flag
+        (lambda b: with_crc(b[:8] + bytes(4) + b[12:-4]), InvalidFieldError),  # height 0
+        (lambda b: with_crc(b[:-5] + bytes([b[-5] | 1])), InvalidFieldError),  # padding bit
+    ],
+)
+def test_defects_raise_typed_errors(mutate, error) -> None:
+    with pytest.raises(error):
+        bitstream.unpack(mutate(sample_blob()))
+    assert issubclass(error, combiner.FormatError) and issubclass(error, ValueError)
+
+
+def test_absurd_block_count_is_refused_before_allocating() -> None:
+    blob = sample_blob()
+    lid = blob[61]
+    pos = 62 + lid
+    huge = with_crc(blob[:pos] + (2**32 - 1).to_bytes(4, "little") + blob[pos + 4:-4])
+    with pytest.raises(InvalidFieldError):
+        bitstream.unpack(huge)
+    big = with_crc(blob[:pos] + (2**24).to_bytes(4, "little") + blob[pos + 4:-4])
+    with pytest.raises(TruncatedError):
+        bitstream.unpack(big)
+
+
+def test_pack_refuses_bad_headers() -> None:
+    with pytest.raises(InvalidFieldError):
+        bitstream.pack(image_header(kappa=4), [16])
+    with pytest.raises(InvalidFieldError):
+        bitstream.pack(image_header(prior_id="has space"), [1])
+    with pytest.raises(InvalidFieldError):
+        bitstream.pack(image_header(modality="video"), [1])
+    with pytest.raises(InvalidFieldError):
+        bitstream.pack(image_header(height=2**20, width=2**20), [1])
+
+
+def check_hostile(data: bytes) -> None:
+    try:
+        header, indices = bitstream.unpack(data)
+    except combiner.FormatError:
+        return
+    # Anything accepted must be a canonical bitstream.
+    assert bitstream.pack(header, indices) == data
+
+
+def test_fuzz_mutations() -> None:
+    """Seeded mutation fuzzing: bit flips, byte overwrites, truncations, insertions, splices."""
+    rng = np.random.default_rng(20261127)
+    seeds = [sample_blob(), bitstream.pack(image_header(modality="audio", height=48000, width=1,
+                                                       channels=1, sample_rate=16000), [1, 2, 3])]
+    for i in range(FUZZ_INPUTS):
+        data = bytearray(seeds[i % len(seeds)])
+        op = rng.integers(6)
+        if op == 0:
+            for _ in range(rng.integers(1, 4)):
+                pos = rng.integers(len(data) * 8)
+                data[pos // 8] ^= 1 << (pos % 8)
+        elif op == 1:
+            data[rng.integers(len(data))] = rng.integers(256)
+        elif op == 2:
+            data = data[: rng.integers(len(data))]
+        elif op == 3:
+            pos = rng.integers(len(data) + 1)
+            data[pos:pos] = rng.bytes(rng.integers(1, 9))
+        elif op == 4:
+            data = data[:-4]  # re-sign a mutated body so that it reaches the field checks
+            pos = rng.integers(len(data))
+            data[pos] = rng.integers(256)
+            data = bytearray(with_crc(bytes(data)))
+        else:
+            data = bytearray(rng.bytes(rng.integers(0, 200)))
+        check_hostile(bytes(data))
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_fuzz_arbitrary_bytes(data: bytes) -> None:
+    check_hostile(data)
+    check_hostile(b"CMBR\x01" + data)
