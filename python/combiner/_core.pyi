@@ -1,0 +1,77 @@
+"""Type stubs of the Rust extension ``combiner._core`` (see rust/combiner-py)."""
+
+import numpy as np
+import numpy.typing as npt
+
+FORMAT_VERSION: int
+MAX_KAPPA: int
+
+class FormatError(ValueError): ...
+class TruncatedError(FormatError): ...
+class BadMagicError(FormatError): ...
+class UnsupportedVersionError(FormatError): ...
+class ChecksumError(FormatError): ...
+class InvalidFieldError(FormatError): ...
+class TrailingDataError(FormatError): ...
+
+def encode_block(
+    mu_q: npt.NDArray[np.float32],
+    sigma_q: npt.NDArray[np.float32],
+    mu_p: npt.NDArray[np.float32],
+    sigma_p: npt.NDArray[np.float32],
+    *,
+    seed: int,
+    block_id: int,
+    kappa: int,
+    early_stop: bool = True,
+    threads: int | None = None,
+) -> tuple[int, npt.NDArray[np.float32], int]: ...
+def encode_blocks(
+    mu_q: npt.NDArray[np.float32],
+    sigma_q: npt.NDArray[np.float32],
+    mu_p: npt.NDArray[np.float32],
+    sigma_p: npt.NDArray[np.float32],
+    sizes: npt.NDArray[np.uint64],
+    block_ids: npt.NDArray[np.uint64],
+    *,
+    seed: int,
+    kappa: int,
+    early_stop: bool = True,
+    threads: int | None = None,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], int]: ...
+def decode_block(
+    mu_p: npt.NDArray[np.float32],
+    sigma_p: npt.NDArray[np.float32],
+    *,
+    seed: int,
+    block_id: int,
+    index: int,
+    kappa: int,
+) -> npt.NDArray[np.float32]: ...
+def decode_blocks(
+    mu_p: npt.NDArray[np.float32],
+    sigma_p: npt.NDArray[np.float32],
+    sizes: npt.NDArray[np.uint64],
+    block_ids: npt.NDArray[np.uint64],
+    indices: npt.NDArray[np.uint32],
+    *,
+    seed: int,
+    kappa: int,
+) -> npt.NDArray[np.float32]: ...
+def candidate_normals(*, seed: int, block_id: int, dim: int, index: int) -> npt.NDArray[np.float64]: ...
+def ordered_gumbels(*, seed: int, block_id: int, n: int) -> npt.NDArray[np.float64]: ...
+def chacha20_keystream(key: bytes, *, stream: int, word_pos: int, nbytes: int) -> bytes: ...
+def pack(
+    *,
+    modality: str,
+    kappa: int,
+    height: int,
+    width: int,
+    channels: int,
+    sample_rate: int,
+    seed: int,
+    prior_hash: bytes,
+    prior_id: str,
+    indices: npt.NDArray[np.uint32],
+) -> bytes: ...
+def unpack(data: bytes) -> tuple[dict[str, object], npt.NDArray[np.uint32]]: ...
