@@ -4,6 +4,7 @@
 //! * [`normal`]: a portable inverse normal CDF (AS241) built from IEEE-exact operations and the
 //!   pinned `libm` crate.
 //! * [`sampler`]: candidate k of block b, reproducible bit for bit on every platform.
+//! * [`kernels`]: batch (vectorisable) forms of the above, bit-identical on every CPU.
 //! * [`search`]: the A* coding (truncated Poisson functional representation) search.
 //! * [`bits`] and [`container`]: the bitstream format of `docs/format.md`.
 //!
@@ -12,6 +13,7 @@
 pub mod bits;
 pub mod container;
 pub mod error;
+pub mod kernels;
 pub mod normal;
 pub mod rng;
 pub mod sampler;

@@ -7,8 +7,10 @@
 //! multiply-add on its own, and we never call `mul_add`. The tails need `log` and `sqrt`, taken
 //! from the pinned pure-Rust `libm` crate, never from the platform's libm.
 
-const SPLIT1: f64 = 0.425;
-const SPLIT2: f64 = 5.0;
+/// Central region: |p - 1/2| <= SPLIT1.
+pub(crate) const SPLIT1: f64 = 0.425;
+/// Intermediate tail: r <= SPLIT2.
+pub(crate) const SPLIT2: f64 = 5.0;
 const CONST1: f64 = 0.180625;
 const CONST2: f64 = 1.6;
 
@@ -88,6 +90,22 @@ fn poly(c: &[f64; 8], x: f64) -> f64 {
     acc
 }
 
+/// The central-region rational at q = p - 1/2 (meaningful for |q| <= SPLIT1). Shared with the
+/// batch kernels, which evaluate it for every entry before fixing up the tails.
+#[inline(always)]
+pub(crate) fn central(q: f64) -> f64 {
+    let r = CONST1 - q * q;
+    q * poly(&A, r) / poly(&B, r)
+}
+
+/// The intermediate-tail rational at r = sqrt(-log(min(p, 1 - p))) (meaningful for r <= SPLIT2):
+/// the magnitude of the quantile.
+#[inline(always)]
+pub(crate) fn intermediate_tail(r: f64) -> f64 {
+    let r = r - CONST2;
+    poly(&C, r) / poly(&D, r)
+}
+
 /// The standard normal quantile of `p`, for p strictly inside (0, 1).
 ///
 /// Callers pass `rng::word_to_open_uniform` output, for which `1 - p` is exact, making the
@@ -96,14 +114,12 @@ fn poly(c: &[f64; 8], x: f64) -> f64 {
 pub fn inverse_normal_cdf(p: f64) -> f64 {
     let q = p - 0.5;
     if q.abs() <= SPLIT1 {
-        let r = CONST1 - q * q;
-        return q * poly(&A, r) / poly(&B, r);
+        return central(q);
     }
     let tail = if q < 0.0 { p } else { 1.0 - p };
     let r = libm::sqrt(-libm::log(tail));
     let magnitude = if r <= SPLIT2 {
-        let r = r - CONST2;
-        poly(&C, r) / poly(&D, r)
+        intermediate_tail(r)
     } else {
         let r = r - SPLIT2;
         poly(&E, r) / poly(&F, r)

@@ -49,6 +49,11 @@ impl WordStream {
         WordStream { rng }
     }
 
+    /// Reposition the same stream at u64 word `word`.
+    pub fn seek(&mut self, word: u64) {
+        self.rng.set_word_pos(u128::from(word) * 2);
+    }
+
     /// Direct access to the underlying generator (test vectors need 32-bit positions).
     pub fn rng_mut(&mut self) -> &mut ChaCha20Rng {
         &mut self.rng
@@ -64,15 +69,18 @@ impl WordStream {
     pub fn fill_words(&mut self, out: &mut [u64]) {
         // Byte-wise fill then little-endian decode: identical to repeated `next_word` (both read
         // the keystream bytes in order, low 32-bit word first) but lets the generator work in
-        // whole 4-block batches.
-        const CHUNK: usize = 64;
-        let mut bytes = [0u8; CHUNK * 8];
-        for piece in out.chunks_mut(CHUNK) {
-            let buf = &mut bytes[..piece.len() * 8];
-            self.rng.fill_bytes(buf);
-            for (w, b) in piece.iter_mut().zip(buf.chunks_exact(8)) {
-                *w = u64::from_le_bytes(b.try_into().expect("8-byte chunk"));
-            }
+        // whole 4-block batches. The bytes land directly in `out`'s memory; decoding them in
+        // place is a no-op on little-endian targets.
+        // SAFETY: any byte pattern is a valid u64, and the byte view covers exactly `out`.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(
+                out.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(out),
+            )
+        };
+        self.rng.fill_bytes(bytes);
+        for w in out.iter_mut() {
+            *w = u64::from_le(*w);
         }
     }
 }

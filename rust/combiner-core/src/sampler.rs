@@ -6,14 +6,15 @@
 //! in binary32 as one multiply and one add, each rounded (never fused). These are the weights the
 //! decoder puts into the network, so they are defined here once and used by both sides.
 
-use crate::normal::inverse_normal_cdf;
-use crate::rng::{CANDIDATE_DOMAIN, WordStream, word_to_open_uniform};
+use crate::kernels::{Isa, normals_from_words};
+use crate::rng::{CANDIDATE_DOMAIN, WordStream};
 
 /// A reader of consecutive candidates of one block, starting anywhere.
 pub struct CandidateReader {
     stream: WordStream,
     dim: usize,
     words: Vec<u64>,
+    isa: Isa,
 }
 
 impl CandidateReader {
@@ -24,20 +25,32 @@ impl CandidateReader {
             stream: WordStream::new(CANDIDATE_DOMAIN, seed, block_id, word),
             dim,
             words: Vec::new(),
+            isa: Isa::detect(),
         }
     }
 
     /// The standard normals of the next `count` candidates, candidate-major (`count * dim`).
     pub fn next_normals(&mut self, count: usize, out: &mut Vec<f64>) {
-        let n = count * self.dim;
-        self.words.resize(n, 0);
-        self.stream.fill_words(&mut self.words);
-        out.clear();
-        out.extend(
-            self.words
-                .iter()
-                .map(|&w| inverse_normal_cdf(word_to_open_uniform(w))),
-        );
+        out.resize(count * self.dim, 0.0);
+        self.fill_normals(out);
+    }
+
+    /// Fill `out` (a whole number of candidates) with the normals of the next candidates.
+    pub fn fill_normals(&mut self, out: &mut [f64]) {
+        debug_assert_eq!(out.len() % self.dim, 0);
+        // Words are generated and transformed in L1-sized pieces (the word order is unchanged).
+        const PIECE: usize = 1024;
+        self.words.resize(PIECE.min(out.len()), 0);
+        for piece in out.chunks_mut(PIECE) {
+            let words = &mut self.words[..piece.len()];
+            self.stream.fill_words(words);
+            normals_from_words(self.isa, words, piece);
+        }
+    }
+
+    /// Reposition at candidate `first` of the same block, keeping the buffers.
+    pub fn seek(&mut self, first: u64) {
+        self.stream.seek(first * self.dim as u64);
     }
 }
 
