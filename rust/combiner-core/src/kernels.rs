@@ -13,7 +13,7 @@
 //! baseline target and once inside a `#[target_feature(enable = "avx2")]` function chosen at run
 //! time. `Isa` lets tests force either path and compare them bit for bit.
 
-use crate::normal::{self, SPLIT1};
+use crate::normal;
 
 /// Which instantiation of a kernel to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -326,6 +326,7 @@ pub fn row_sums(t: &[f64], dim: usize, out: &mut [f64]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normal::SPLIT1;
     use crate::rng::{CANDIDATE_DOMAIN, WordStream, word_to_open_uniform};
 
     fn words(n: usize, seed: u64) -> Vec<u64> {

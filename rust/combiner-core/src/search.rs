@@ -15,15 +15,20 @@
 use rayon::prelude::*;
 
 use crate::error::InputError;
-use crate::rng::{GUMBEL_DOMAIN, WordStream, word_to_open_uniform};
-use crate::sampler::{CandidateReader, candidate_sample, scale_normal};
+use crate::kernels::{Isa, TiledTerms, log_ratio_terms, neg_log, neg_log_uniform, row_sums};
+use crate::rng::{GUMBEL_DOMAIN, WordStream};
+use crate::sampler::{CandidateReader, candidate_sample};
 
 /// Largest supported kappa (2^20 candidates per block).
 pub const MAX_KAPPA: u32 = 20;
 /// Largest supported block dimension.
 pub const MAX_BLOCK_DIM: usize = 1 << 16;
-/// Candidates scored by one task.
+/// Granularity of the early stop's bound checks and of `Encoded::scored`.
 const CHUNK: usize = 64;
+/// Chunks scored by one parallel task: one keystream reader and one set of buffers serve them.
+const TASK_CHUNKS: usize = 16;
+/// Normals per batch inside a task: the batch's buffers stay in L1/L2.
+const BATCH_ELEMS: usize = 2048;
 /// Fixed boundaries of the parallel Gumbel prefix sum (part of the determinism contract).
 const GUMBEL_CHUNK: usize = 4096;
 /// The early stop checks its bound between waves; waves double up to this many chunks.
@@ -136,20 +141,25 @@ impl Block<'_> {
     }
 }
 
-/// `log q(x)/p(x)` for float32 candidates, evaluated in binary64 on the exact float32 sample.
+/// `log q(x)/p(x)` for float32 candidates, evaluated in binary64 on the exact float32 sample:
+/// `constant + 0.5 * sum_j (a_j^2 - b_j^2)` with a_j = (x_j - m_j)/s_j, b_j = (x_j - mu_j)/sigma_j
+/// (as multiplications by the binary64 reciprocals), the sum taken strictly in order j = 0, 1, ..
+/// starting from 0.0. The per-element terms come from `kernels::log_ratio_terms`, the ordered
+/// sums from `kernels::row_sums`.
 struct LogRatio {
     constant: f64,
-    mean_p: Vec<f32>,
-    std_p: Vec<f32>,
-    // Per dimension (m, 1/s, mu, 1/sigma) in binary64.
-    terms: Vec<[f64; 4]>,
+    dim: usize,
+    /// The per-dimension parameters tiled over `tiled.candidates()` candidates.
+    tiled: TiledTerms,
+    isa: Isa,
 }
 
 impl LogRatio {
     fn new(b: &Block) -> Self {
+        let dim = b.mu_q.len();
         let mut constant = 0.0;
-        let mut terms = Vec::with_capacity(b.mu_q.len());
-        for j in 0..b.mu_q.len() {
+        let mut terms = Vec::with_capacity(dim);
+        for j in 0..dim {
             let (s, sig) = (f64::from(b.sigma_p[j]), f64::from(b.sigma_q[j]));
             constant += libm::log(s / sig);
             terms.push([
@@ -159,43 +169,44 @@ impl LogRatio {
                 1.0 / sig,
             ]);
         }
+        let batch = (BATCH_ELEMS / dim).clamp(1, TASK_CHUNKS * CHUNK);
         LogRatio {
             constant,
-            mean_p: b.mu_p.to_vec(),
-            std_p: b.sigma_p.to_vec(),
-            terms,
+            dim,
+            tiled: TiledTerms::new(b.mu_p, b.sigma_p, &terms, batch),
+            isa: Isa::detect(),
         }
     }
 
-    /// Log ratio of the candidate whose standard normals are `z`.
-    #[inline]
-    fn eval(&self, z: &[f64]) -> f64 {
-        let mut acc = 0.0f64;
-        for (j, &zj) in z.iter().enumerate() {
-            let x = f64::from(scale_normal(self.mean_p[j], self.std_p[j], zj));
-            let [m, inv_s, mu, inv_sig] = self.terms[j];
-            let a = (x - m) * inv_s;
-            let b = (x - mu) * inv_sig;
-            acc += a * a - b * b;
+    /// Log ratios of the candidates whose normals are `z` (candidate-major), into `out`;
+    /// `terms` is scratch of `z.len()`.
+    fn eval_batch(&self, z: &[f64], terms: &mut [f64], out: &mut [f64]) {
+        log_ratio_terms(self.isa, &self.tiled, z, terms);
+        row_sums(terms, self.dim, out);
+        for v in out.iter_mut() {
+            *v = self.constant + 0.5 * *v;
         }
-        self.constant + 0.5 * acc
     }
 }
 
 /// The ordered Gumbel sequence G_0 > G_1 > ... of a block: G_n = -ln(E_0 + ... + E_n), with
 /// E_i = -ln(u_i) from the encoder-only Gumbel stream (seed, stream = block id).
 pub fn ordered_gumbels(seed: u64, block_id: u64, n: usize) -> Vec<f64> {
+    let isa = Isa::detect();
     let mut out = vec![0.0f64; n];
     // Pass 1 (parallel): exponentials and the inclusive prefix sum inside each fixed chunk.
     let totals: Vec<f64> = out
         .par_chunks_mut(GUMBEL_CHUNK)
         .enumerate()
-        .map(|(c, chunk)| {
-            let mut stream =
-                WordStream::new(GUMBEL_DOMAIN, seed, block_id, (c * GUMBEL_CHUNK) as u64);
+        .map_init(Vec::new, |words, (c, chunk)| {
+            words.resize(chunk.len(), 0u64);
+            WordStream::new(GUMBEL_DOMAIN, seed, block_id, (c * GUMBEL_CHUNK) as u64)
+                .fill_words(words);
+            // E_i = -ln(u_i), then the running sum, left to right from 0.0.
+            neg_log_uniform(isa, words, chunk);
             let mut acc = 0.0f64;
             for slot in chunk.iter_mut() {
-                acc += -libm::log(word_to_open_uniform(stream.next_word()));
+                acc += *slot;
                 *slot = acc;
             }
             acc
@@ -208,13 +219,14 @@ pub fn ordered_gumbels(seed: u64, block_id: u64, n: usize) -> Vec<f64> {
         offsets.push(running);
         running += t;
     }
-    out.par_chunks_mut(GUMBEL_CHUNK)
-        .zip(offsets)
-        .for_each(|(chunk, offset)| {
-            for slot in chunk.iter_mut() {
-                *slot = -libm::log(offset + *slot);
-            }
-        });
+    out.par_chunks_mut(GUMBEL_CHUNK).zip(offsets).for_each_init(
+        Vec::new,
+        |sums, (chunk, offset)| {
+            sums.clear();
+            sums.extend(chunk.iter().map(|&v| offset + v));
+            neg_log(isa, sums, chunk);
+        },
+    );
     out
 }
 
@@ -240,6 +252,13 @@ impl Best {
     }
 }
 
+/// Per-thread buffers of the scoring tasks.
+struct Scratch {
+    z: Vec<f64>,
+    terms: Vec<f64>,
+    ratios: Vec<f64>,
+}
+
 /// Score chunks `chunks` (chunk c covers candidates c*CHUNK ..) and return the best.
 fn score_chunks(
     ratio: &LogRatio,
@@ -248,25 +267,44 @@ fn score_chunks(
     block_id: u64,
     chunks: std::ops::Range<usize>,
 ) -> Best {
-    let dim = ratio.terms.len();
+    let dim = ratio.dim;
     let n = gumbels.len();
-    chunks
+    let batch = ratio.tiled.candidates();
+    let first = chunks.start * CHUNK;
+    let end = (chunks.end * CHUNK).min(n);
+    let task = TASK_CHUNKS * CHUNK;
+    (first..end)
         .into_par_iter()
-        .map_init(Vec::new, |z, c| {
-            let first = c * CHUNK;
-            let count = CHUNK.min(n - first);
-            CandidateReader::new(seed, block_id, dim, first as u64).next_normals(count, z);
-            let mut best = Best::NONE;
-            for (k, zk) in z.chunks_exact(dim).enumerate() {
-                let index = first + k;
-                let cand = Best {
-                    score: ratio.eval(zk) + gumbels[index],
-                    index: index as u32,
-                };
-                best = Best::pick(best, cand);
-            }
-            best
-        })
+        .step_by(task)
+        .map_init(
+            || Scratch {
+                z: vec![0.0; batch * dim],
+                terms: vec![0.0; batch * dim],
+                ratios: vec![0.0; batch],
+            },
+            |buf, start| {
+                let stop = (start + task).min(end);
+                let mut reader = CandidateReader::new(seed, block_id, dim, start as u64);
+                let mut best = Best::NONE;
+                let mut index = start;
+                while index < stop {
+                    let count = batch.min(stop - index);
+                    let z = &mut buf.z[..count * dim];
+                    reader.fill_normals(z);
+                    let ratios = &mut buf.ratios[..count];
+                    ratio.eval_batch(z, &mut buf.terms[..count * dim], ratios);
+                    for (k, &r) in ratios.iter().enumerate() {
+                        let cand = Best {
+                            score: r + gumbels[index + k],
+                            index: (index + k) as u32,
+                        };
+                        best = Best::pick(best, cand);
+                    }
+                    index += count;
+                }
+                best
+            },
+        )
         .reduce(|| Best::NONE, Best::pick)
 }
 
@@ -404,4 +442,94 @@ pub fn decode_blocks(
         out.extend(sample);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::word_to_open_uniform;
+    use crate::sampler::{candidate_normals, scale_normal};
+
+    /// The Gumbel sequence exactly as first specified: scalar libm logs, same chunked sums.
+    fn reference_gumbels(seed: u64, block_id: u64, n: usize) -> Vec<f64> {
+        let mut out = vec![0.0f64; n];
+        let mut offset = 0.0f64;
+        for (c, chunk) in out.chunks_mut(GUMBEL_CHUNK).enumerate() {
+            let mut stream =
+                WordStream::new(GUMBEL_DOMAIN, seed, block_id, (c * GUMBEL_CHUNK) as u64);
+            let mut acc = 0.0f64;
+            for slot in chunk.iter_mut() {
+                acc += -libm::log(word_to_open_uniform(stream.next_word()));
+                *slot = -libm::log(offset + acc);
+            }
+            offset += acc;
+        }
+        out
+    }
+
+    /// The search exactly as first specified: one candidate at a time, scalar code throughout.
+    fn reference_index(b: &Block, seed: u64, block_id: u64, kappa: u32) -> u32 {
+        let g = reference_gumbels(seed, block_id, 1 << kappa);
+        let d = b.mu_q.len();
+        let mut best = Best::NONE;
+        for (k, &gk) in g.iter().enumerate() {
+            let z = candidate_normals(seed, block_id, d, k as u64);
+            let (mut constant, mut acc) = (0.0f64, 0.0f64);
+            for j in 0..d {
+                let (s, sig) = (f64::from(b.sigma_p[j]), f64::from(b.sigma_q[j]));
+                constant += libm::log(s / sig);
+                let x = f64::from(scale_normal(b.mu_p[j], b.sigma_p[j], z[j]));
+                let a = (x - f64::from(b.mu_p[j])) * (1.0 / s);
+                let c = (x - f64::from(b.mu_q[j])) * (1.0 / sig);
+                acc += a * a - c * c;
+            }
+            let cand = Best {
+                score: constant + 0.5 * acc + gk,
+                index: k as u32,
+            };
+            best = Best::pick(best, cand);
+        }
+        best.index
+    }
+
+    #[test]
+    fn gumbels_match_the_scalar_reference() {
+        for (seed, id, n) in [(1u64, 0u64, 10_000usize), (5, 77, 1 << 16), (9, 3, 4096)] {
+            let got: Vec<u64> = ordered_gumbels(seed, id, n)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            let want: Vec<u64> = reference_gumbels(seed, id, n)
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert!(got == want, "seed {seed} block {id}");
+        }
+    }
+
+    #[test]
+    fn search_matches_the_scalar_reference() {
+        // Dimensions around the batch and row-sum boundaries; a sharp posterior (so the log ratio
+        // decides) and a broad one (so the Gumbels decide), including sigma_q > sigma_p.
+        for (case, &d) in [1usize, 3, 4, 5, 8, 25, 64, 130].iter().enumerate() {
+            for sharp in [0.05f32, 0.9, 1.3] {
+                let mu_p: Vec<f32> = (0..d).map(|j| 0.02 * j as f32 - 0.1).collect();
+                let sigma_p: Vec<f32> = (0..d).map(|j| 0.1 + 0.01 * (j % 5) as f32).collect();
+                let mu_q: Vec<f32> = (0..d).map(|j| mu_p[j] + 0.03 * (j as f32).sin()).collect();
+                let sigma_q: Vec<f32> = sigma_p.iter().map(|s| s * sharp).collect();
+                let b = Block {
+                    mu_q: &mu_q,
+                    sigma_q: &sigma_q,
+                    mu_p: &mu_p,
+                    sigma_p: &sigma_p,
+                };
+                let (seed, id, kappa) = (100 + case as u64, 7 * case as u64, 11);
+                let want = reference_index(&b, seed, id, kappa);
+                for early in [false, true] {
+                    let got = encode_block(&b, seed, id, kappa, early).unwrap();
+                    assert_eq!(got.index, want, "d={d} sharp={sharp} early={early}");
+                }
+            }
+        }
+    }
 }
