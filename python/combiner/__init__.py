@@ -1,11 +1,25 @@
 """combiner: compression with Bayesian implicit neural representations (COMBINER).
 
 A signal (image or audio clip) is compressed by fitting a small variational Bayesian MLP to it
-and transmitting one sample of its weights with relative entropy coding. See README.md.
+and transmitting one sample of its weights with relative entropy coding. A fitted network is per
+signal; a prior is learned once and reused for every signal. See README.md.
 """
 
+from combiner.api import decode, encode, learn_prior
+from combiner.codec import EncodeOptions
 from combiner.errors import FormatError, PriorMismatchError
+from combiner.prior import Prior, PriorFormatError
 
 __version__ = "0.1.0"
 
-__all__ = ["FormatError", "PriorMismatchError", "__version__"]
+__all__ = [
+    "EncodeOptions",
+    "FormatError",
+    "Prior",
+    "PriorFormatError",
+    "PriorMismatchError",
+    "decode",
+    "encode",
+    "learn_prior",
+    "__version__",
+]

@@ -1,0 +1,118 @@
+"""The public Python API: ``encode``, ``decode``, ``learn_prior`` and their file-level forms."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from combiner import codec, media, prior as prior_mod, training
+from combiner.bitstream import unpack
+from combiner.codec import EncodeOptions, EncodeResult
+from combiner.inr import INRConfig
+from combiner.prior import Prior
+from combiner.tiling import patch_coords
+
+# Architecture presets. "small" is RECOMBINER's 4-layer width-32 SIREN with a few Fourier
+# features: the size that fits a 32x32 thumbnail or a 32x32 patch. "kodak" is COMBINER's Kodak
+# network (16 frequencies up to 1024, five width-48 hidden layers).
+CONFIGS = {
+    "small": dict(num_freqs=8, max_freq=16.0, width=32, depth=3),
+    "kodak": dict(num_freqs=16, max_freq=1024.0, width=48, depth=5),
+    "audio": dict(num_freqs=32, max_freq=256.0, width=32, depth=3),
+}
+
+PriorLike = Prior | str | os.PathLike
+
+
+def _load_prior(prior: PriorLike) -> Prior:
+    return prior if isinstance(prior, Prior) else Prior.load(prior)
+
+
+def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
+    if isinstance(x, media.Signal):
+        return x
+    if isinstance(x, (str, os.PathLike)):
+        return media.read(x)
+    arr = np.asarray(x)
+    if arr.ndim == 1 or sample_rate is not None:
+        if sample_rate is None:
+            raise ValueError("audio arrays need a sample_rate")
+        return media.audio_from_array(arr, sample_rate)
+    return media.image_from_array(arr)
+
+
+def encode_detailed(x: object, *, prior: PriorLike, sample_rate: int | None = None,
+                    options: EncodeOptions | None = None, **overrides) -> EncodeResult:
+    """Like :func:`encode` but returns the :class:`EncodeResult` (PSNR, rate, times, weights)."""
+    opts = replace(options or EncodeOptions(), **overrides)
+    return codec.encode_signal(_as_signal(x, sample_rate), _load_prior(prior), opts)
+
+
+def encode(x: object, *, prior: PriorLike, sample_rate: int | None = None, **options) -> bytes:
+    """Compress an image (H x W x 3 uint8 array, or a path) or audio (1-D float array with
+    ``sample_rate``, or a path) with ``prior``; returns the bitstream. ``options`` are fields of
+    :class:`combiner.codec.EncodeOptions` (``fit_steps``, ``seed``, ``device``, ``progress`` ...)."""
+    return encode_detailed(x, prior=prior, sample_rate=sample_rate, **options).data
+
+
+def decode(data: bytes, *, prior: PriorLike) -> np.ndarray:
+    """Decompress a bitstream: uint8 H x W x 3 image, or float32 audio on [-1, 1]."""
+    return media.to_output(codec.decode_bitstream(bytes(data), _load_prior(prior)))
+
+
+def encode_file(path: str | os.PathLike, *, prior: PriorLike, fit_steps: int | None = None,
+                seed: int = 0, device: str | None = None, progress: bool = True) -> tuple[bytes, str]:
+    """Encode a file; returns the bitstream and a one-paragraph report."""
+    overrides = dict(seed=seed, device=device, progress=progress)
+    if fit_steps is not None:
+        overrides["fit_steps"] = fit_steps
+    res = encode_detailed(path, prior=prior, **overrides)
+    unit = "bpp" if res.decoded.modality == "image" else "kbit/s"
+    report = (f"{path}: {len(res.data)} bytes, {res.bits_per_unit:.4f} {unit}, PSNR {res.psnr:.2f} dB "
+              f"(fit {res.fit_seconds:.1f} s, coding {res.code_seconds:.1f} s)")
+    return res.data, report
+
+
+def decode_file(path: str | os.PathLike, output: str | os.PathLike, *, prior: PriorLike) -> media.Signal:
+    signal = codec.decode_bitstream(Path(path).read_bytes(), _load_prior(prior))
+    media.write(output, signal)
+    return signal
+
+
+def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
+                config: str | INRConfig = "small", beta: float = 1e-5, kappa: int = 16,
+                iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
+                seed: int = 0, device: str | None = None, name: str | None = None,
+                progress: bool = True) -> Prior:
+    """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``."""
+    if isinstance(config, str):
+        if config not in CONFIGS:
+            raise ValueError(f"unknown config {config!r}; choose from {sorted(CONFIGS)}")
+        in_dim, out_dim = (2, 3) if modality == "image" else (1, 1)
+        config = INRConfig(in_dim=in_dim, out_dim=out_dim, **CONFIGS[config])
+    kind = {"name": name or f"{modality}-{'x'.join(map(str, patch))}-b{beta:g}", "beta": beta}
+    return prior_mod.learn_prior(
+        [(patch_coords(patch), torch.from_numpy(signals))], config, modality=modality,
+        patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
+        first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
+        progress=progress, rho_init=-6.0, kind=kind,
+    )
+
+
+def learn_prior_from_folder(folder: str | os.PathLike, *, modality: str, patch: tuple[int, ...],
+                            max_files: int | None = None, per_file: int = 4, seed: int = 0,
+                            **kwargs) -> Prior:
+    """Learn a prior from random patches of the files in ``folder``."""
+    files = training.list_files(folder, modality)[:max_files]
+    patches = training.random_patches(files, patch, per_file, seed)
+    return learn_prior(patches, modality=modality, patch=patch, seed=seed, **kwargs)
+
+
+def info(data: bytes) -> dict:
+    """Header fields of a bitstream, as a dict."""
+    header, indices = unpack(data)
+    return {**header.__dict__, "block_count": int(len(indices))}
