@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from combiner import codec, media, prior as prior_mod, training
+from combiner import codec, media, registry, training
+from combiner import prior as prior_mod
 from combiner.bitstream import unpack
 from combiner.codec import EncodeOptions, EncodeResult
 from combiner.inr import INRConfig
@@ -29,7 +30,7 @@ PriorLike = Prior | str | os.PathLike
 
 
 def _load_prior(prior: PriorLike) -> Prior:
-    return prior if isinstance(prior, Prior) else Prior.load(prior)
+    return registry.resolve(prior)
 
 
 def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
@@ -59,9 +60,19 @@ def encode(x: object, *, prior: PriorLike, sample_rate: int | None = None, **opt
     return encode_detailed(x, prior=prior, sample_rate=sample_rate, **options).data
 
 
-def decode(data: bytes, *, prior: PriorLike) -> np.ndarray:
-    """Decompress a bitstream: uint8 H x W x 3 image, or float32 audio on [-1, 1]."""
-    return media.to_output(codec.decode_bitstream(bytes(data), _load_prior(prior)))
+def decode(data: bytes, *, prior: PriorLike | None = None) -> np.ndarray:
+    """Decompress a bitstream: uint8 H x W x 3 image, or float32 audio on [-1, 1].
+
+    Without ``prior``, the shipped prior named in the bitstream is used."""
+    data = bytes(data)
+    return media.to_output(codec.decode_bitstream(data, _prior_for(data, prior)))
+
+
+def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
+    if prior is not None:
+        return _load_prior(prior)
+    header, _ = unpack(data)
+    return _load_prior(header.prior_id)
 
 
 def encode_file(path: str | os.PathLike, *, prior: PriorLike, fit_steps: int | None = None,
@@ -77,8 +88,10 @@ def encode_file(path: str | os.PathLike, *, prior: PriorLike, fit_steps: int | N
     return res.data, report
 
 
-def decode_file(path: str | os.PathLike, output: str | os.PathLike, *, prior: PriorLike) -> media.Signal:
-    signal = codec.decode_bitstream(Path(path).read_bytes(), _load_prior(prior))
+def decode_file(path: str | os.PathLike, output: str | os.PathLike, *,
+                prior: PriorLike | None = None) -> media.Signal:
+    data = Path(path).read_bytes()
+    signal = codec.decode_bitstream(data, _prior_for(data, prior))
     media.write(output, signal)
     return signal
 
@@ -87,7 +100,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 config: str | INRConfig = "small", beta: float = 1e-5, kappa: int = 16,
                 iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
                 seed: int = 0, device: str | None = None, name: str | None = None,
-                progress: bool = True) -> Prior:
+                pixel_fraction: float = 1.0, progress: bool = True) -> Prior:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``."""
     if isinstance(config, str):
         if config not in CONFIGS:
@@ -99,7 +112,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
         [(patch_coords(patch), torch.from_numpy(signals))], config, modality=modality,
         patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
-        progress=progress, rho_init=-6.0, kind=kind,
+        progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
     )
 
 

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="compress an image (PNG, JPEG, ...) or audio (WAV, FLAC)")
     e.add_argument("input")
     e.add_argument("output")
-    e.add_argument("--prior", required=True, help="prior file (.safetensors)")
+    e.add_argument("--prior", required=True, help="prior file (.safetensors) or shipped prior name")
     e.add_argument("--steps", type=int, default=None, help="posterior fitting steps")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", help="decompress a .cmb file to PNG / WAV / FLAC")
     d.add_argument("input")
     d.add_argument("output")
-    d.add_argument("--prior", required=True, help="the prior the file was encoded with")
+    d.add_argument("--prior", default=None,
+                   help="the prior the file was encoded with (default: the shipped prior it names)")
     d.set_defaults(func=_decode)
 
     i = sub.add_parser("info", help="describe a .cmb file")

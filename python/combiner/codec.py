@@ -60,7 +60,7 @@ class EncodeResult:
     code_seconds: float
 
 
-def _patch_shape(prior: Prior, signal_shape: tuple[int, ...]) -> tuple[int, ...]:
+def _patch_shape(prior: Prior, signal_shape: tuple[int, ...] = ()) -> tuple[int, ...]:
     patch = prior.kind.get("patch_shape")
     if not patch:
         raise ValueError("the prior does not define a patch shape")
@@ -125,13 +125,28 @@ def _initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) 
 
 def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOptions()) -> EncodeResult:
     """Compress one signal with ``prior``; see the module docstring for the layout."""
-    check_prior_matches(prior, signal)
+    return encode_signals([signal], prior, opts)[0]
+
+
+def encode_signals(signals: list[Signal], prior: Prior,
+                   opts: EncodeOptions = EncodeOptions()) -> list[EncodeResult]:
+    """Compress several signals at once, one bitstream each.
+
+    The patches of all signals are fitted and coded together (one batched forward pass, one
+    search call per round), which is how a set of thumbnails is encoded efficiently. Each
+    signal's bitstream is independent: its block ids start at 0.
+    """
+    for signal in signals:
+        check_prior_matches(prior, signal)
     device = pick_device(opts.device)
-    patch = _patch_shape(prior, signal.values.shape)
-    values, weights = to_patches(signal.values, patch)
-    targets, weights = torch.from_numpy(values), torch.from_numpy(weights)
+    patch = _patch_shape(prior, ())
+    cut = [to_patches(s.values, patch) for s in signals]
+    targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
+    weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
+    counts = [v.shape[0] for v, _ in cut]
+    local_patch = np.concatenate([np.arange(c) for c in counts])  # patch index inside its signal
     coords = patch_coords(patch)
-    P, J = values.shape[0], prior.num_blocks
+    P, J = targets.shape[0], prior.num_blocks
     model = _initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(prior.block_index)
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
@@ -143,9 +158,34 @@ def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOpti
                  beta=beta, control_every=opts.control_every, seed=opts.seed,
                  progress=opts.progress, **common)
     t1 = time.perf_counter()
+    final, indices = _code_progressively(model, prior, coords, targets, block_index, beta_t,
+                                         local_patch, opts, common)
+    t2 = time.perf_counter()
 
+    results, start = [], 0
+    for signal, count in zip(signals, counts):
+        w, idx = final[start:start + count], indices[start:start + count]
+        start += count
+        header = _header(signal, prior, opts.seed)
+        data = bitstream.pack(header, idx.reshape(-1))
+        decoded = reconstruct(prior, w, header)
+        results.append(EncodeResult(
+            data=data, weights=w, decoded=decoded, psnr=psnr(signal.values, decoded.values),
+            bits_per_unit=rate_of(header, len(data)),
+            fit_seconds=(t1 - t0) / len(signals), code_seconds=(t2 - t1) / len(signals),
+        ))
+    return results
+
+
+def _code_progressively(model, prior, coords, targets, block_index, beta, local_patch, opts,
+                        common) -> tuple[np.ndarray, np.ndarray]:
+    """Code block j of every patch in one search call, fix it, fine-tune the rest; repeat.
+
+    Returns the final weights [P, D] (every entry a transmitted sample) and indices [P, J].
+    """
+    device = model.mu.device
+    P, J = targets.shape[0], prior.num_blocks
     members = block_members(prior)
-    mean_p, std_p = prior.mean, prior.std
     fixed = np.zeros((P, prior.config.num_params), dtype=bool)
     final = np.zeros((P, prior.config.num_params), dtype=np.float32)
     indices = np.zeros((P, J), dtype=np.uint32)
@@ -156,8 +196,8 @@ def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOpti
             mu, sigma = (t.detach().cpu().numpy() for t in model.posterior())
         res = rec.encode_blocks(
             mu[:, idx].reshape(-1), np.maximum(sigma[:, idx], SIGMA_FLOOR).reshape(-1),
-            np.tile(mean_p[idx], P), np.tile(std_p[idx], P), np.full(P, len(idx)),
-            seed=opts.seed, block_ids=np.arange(P) * J + j, kappa=prior.kappa,
+            np.tile(prior.mean[idx], P), np.tile(prior.std[idx], P), np.full(P, len(idx)),
+            seed=opts.seed, block_ids=local_patch * J + j, kappa=prior.kappa,
             early_stop=opts.early_stop,
         )
         indices[:, j] = res.indices
@@ -166,19 +206,9 @@ def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOpti
         model.set_fixed(torch.from_numpy(fixed).to(device), torch.from_numpy(final).to(device))
         if opts.refine_steps > 0 and j + 1 < J:
             fit(model, coords, targets, prior, block_index, steps=opts.refine_steps,
-                lr=opts.lr * 0.5, beta=beta_t, beta_control=False, lr_decay_at=1.0,
+                lr=opts.lr * 0.5, beta=beta, beta_control=False, lr_decay_at=1.0,
                 seed=opts.seed + 1 + j, optimizer=optimizer, **common)
-    t2 = time.perf_counter()
-
-    header = _header(signal, prior, opts.seed)
-    data = bitstream.pack(header, indices.reshape(-1))
-    decoded = reconstruct(prior, final, header)
-    return EncodeResult(
-        data=data, weights=final, decoded=decoded,
-        psnr=psnr(signal.values, decoded.values),
-        bits_per_unit=rate_of(header, len(data)),
-        fit_seconds=t1 - t0, code_seconds=t2 - t1,
-    )
+    return final, indices
 
 
 def rate_of(header: Header, nbytes: int) -> float:
