@@ -100,20 +100,31 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 config: str | INRConfig = "small", beta: float = 1e-5, kappa: int = 16,
                 iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
                 seed: int = 0, device: str | None = None, name: str | None = None,
-                pixel_fraction: float = 1.0, progress: bool = True) -> Prior:
-    """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``."""
+                pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
+                progress: bool = True) -> Prior | list[Prior]:
+    """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
+
+    ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
+    prior per rate, named ``NAME-q0``, ``NAME-q1`` ... from the same learned means and stds.
+    """
     if isinstance(config, str):
         if config not in CONFIGS:
             raise ValueError(f"unknown config {config!r}; choose from {sorted(CONFIGS)}")
         in_dim, out_dim = (2, 3) if modality == "image" else (1, 1)
         config = INRConfig(in_dim=in_dim, out_dim=out_dim, **CONFIGS[config])
     kind = {"name": name or f"{modality}-{'x'.join(map(str, patch))}-b{beta:g}", "beta": beta}
-    return prior_mod.learn_prior(
+    learned = prior_mod.learn_prior(
         [(patch_coords(patch), torch.from_numpy(signals))], config, modality=modality,
         patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
         progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
+        bits_per_patch=bits_per_patch,
     )
+    if not isinstance(learned, list):
+        return learned
+    for q, p in enumerate(learned):
+        p.kind["name"] = f"{kind['name']}-q{q}"
+    return learned
 
 
 def learn_prior_from_folder(folder: str | os.PathLike, *, modality: str, patch: tuple[int, ...],

@@ -35,6 +35,7 @@ __all__ = [
     "initial_prior",
     "update_prior",
     "make_partition",
+    "partition_for_rate",
     "learn_prior",
 ]
 
@@ -254,6 +255,24 @@ def make_partition(avg_kl_bits, kappa: float, max_block_size: int = 25, seed: in
     return out
 
 
+def partition_for_rate(avg_kl_bits, kappa: int, bits_per_patch: float, seed: int = 0) -> np.ndarray:
+    """A partition with about ``bits_per_patch / kappa`` blocks: the rate of a coded patch.
+
+    The training-average KL sets how the budget is shared between parameters (informative
+    parameters get small blocks); scaling it to ``bits_per_patch`` sets the number of blocks, so
+    one learned prior serves several rates. The block-size cap is raised so that it never binds
+    before the budget does (at most twice the mean block size).
+    """
+    kl = np.clip(np.nan_to_num(np.asarray(avg_kl_bits, dtype=np.float64), nan=0.0), 0.0, None)
+    if bits_per_patch <= 0:
+        raise ValueError("bits_per_patch must be > 0")
+    # A floor keeps near-zero-KL parameters from piling into huge blocks.
+    kl = kl + 0.01 * kl.mean() + 1e-12
+    scaled = kl * (bits_per_patch / kl.sum())
+    cap = max(1, int(np.ceil(2.0 * kl.size * kappa / bits_per_patch)))
+    return make_partition(scaled, kappa, max_block_size=cap, seed=seed)
+
+
 def _stack_signals(signals: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """[(coords [N, in], values [P_i, N, C] or [N, C](, weights [P_i, N]))...] -> coords, values, weights."""
     coords, vals, wts = None, [], []
@@ -298,7 +317,8 @@ def learn_prior(
     max_block_size: int = 25,
     rho_init: float = -10.0,
     kind: dict | None = None,
-) -> Prior:
+    bits_per_patch: float | Sequence[float] | None = None,
+) -> "Prior | list[Prior]":
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
 
     signals: training patches, each item (coords [N, in], values [P_i, N, C] or [N, C]
@@ -308,7 +328,9 @@ def learn_prior(
     the current prior with one global beta and KL summed over all parameters, then applies
     `update_prior`. Posteriors live on the CPU between rounds and are moved to `device` in
     minibatches of `batch_patches`, bounding device memory. Finally the partition is made from the
-    training-average per-parameter KL (bits) under the final prior.
+    training-average per-parameter KL (bits) under the final prior: by `make_partition` (blocks of
+    up to kappa bits of training KL) or, with `bits_per_patch`, by `partition_for_rate` for that
+    rate; a sequence of rates returns one prior per rate (same means and stds).
     """
     dev = pick_device(device)
     coords, values, weights = _stack_signals(signals)
@@ -343,7 +365,17 @@ def learn_prior(
 
     kl_bits = kl_per_param(mu_all, torch.nn.functional.softplus(rho_all),
                            torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
-    block_index = make_partition(kl_bits.mean(0).numpy(), kappa, max_block_size, seed)
+    avg_kl = kl_bits.mean(0).numpy()
     meta = {"modality": modality, "patch_shape": [int(p) for p in patch_shape]}
     meta.update(kind or {})
-    return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta)
+    if bits_per_patch is None:
+        block_index = make_partition(avg_kl, kappa, max_block_size, seed)
+        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta)
+    # Several rates from one learned prior: only the partition differs.
+    rates = [bits_per_patch] if np.isscalar(bits_per_patch) else list(bits_per_patch)
+    priors = [
+        Prior(config, mean, std, partition_for_rate(avg_kl, kappa, float(b), seed), kappa=int(kappa),
+              seed=int(seed), kind={**meta, "bits_per_patch": float(b)})
+        for b in rates
+    ]
+    return priors[0] if np.isscalar(bits_per_patch) else priors
