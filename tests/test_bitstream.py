@@ -26,7 +26,7 @@ FUZZ_INPUTS = 30_000  # mutated or truncated bitstreams tried by test_fuzz_mutat
 
 def image_header(**changes) -> Header:
     fields = dict(modality="image", kappa=16, height=33, width=47, channels=3, sample_rate=0,
-                  seed=12345, prior_hash=bytes(range(32)), prior_id="thumbnail-q2")
+                  seed=12345, prior_hash=bytes(range(8)), prior_id="thumbnail-q2")
     fields.update(changes)
     return Header(**fields)
 
@@ -39,8 +39,8 @@ headers = st.one_of(
         width=st.integers(1, 4096),
         channels=st.integers(1, 4),
         seed=st.integers(0, 2**64 - 1),
-        prior_hash=st.binary(min_size=32, max_size=32),
-        prior_id=st.text(alphabet="abcXYZ019._-", min_size=1, max_size=64),
+        prior_hash=st.binary(min_size=8, max_size=8),
+        prior_id=st.text(alphabet="abcXYZ019._-", min_size=0, max_size=64),
     ),
     st.builds(
         lambda n, rate, kappa, seed: image_header(modality="audio", height=n, width=1, channels=1,
@@ -57,12 +57,24 @@ def test_round_trip(header: Header, data) -> None:
     n = data.draw(st.integers(0, 300))
     indices = data.draw(st.lists(st.integers(0, 2**header.kappa - 1), min_size=n, max_size=n))
     blob = bitstream.pack(header, indices)
-    assert len(blob) == 66 + len(header.prior_id) + (n * header.kappa + 7) // 8 + 4
-    assert blob[:4] == b"CMBR"
+    varints = [header.height, header.width, header.channels, header.sample_rate, header.seed]
+    fixed = 7 + sum(map(varint_len, varints)) + 8 + 1 + len(header.prior_id) + varint_len(n)
+    assert len(blob) == fixed + (n * header.kappa + 7) // 8 + 4
+    assert blob[:4] == b"CMB\x01"
     assert int.from_bytes(blob[-4:], "little") == zlib.crc32(blob[:-4])
     back, idx = bitstream.unpack(blob)
     assert back == header
     assert idx.dtype == np.uint32 and idx.tolist() == indices
+
+
+def varint_len(v: int) -> int:
+    """Bytes of an unsigned LEB128 varint (docs/format.md)."""
+    return max(1, (v.bit_length() + 6) // 7)
+
+
+# Offsets in sample_blob(): magic 0-2, version 3, modality 4, kappa 5, flags 6, height 7,
+# width 8, channels 9, sample rate 10, seed 11-12 (12345 takes two bytes), hash 13-20, id length 21.
+ID_LEN_AT = 21
 
 
 def sample_blob() -> bytes:
@@ -80,12 +92,15 @@ def with_crc(body: bytes) -> bytes:
         (lambda b: b[:-1], TruncatedError),
         (lambda b: b"", TruncatedError),
         (lambda b: b"PNG\x89" + b[4:], BadMagicError),
-        (lambda b: b[:4] + b"\x02" + b[5:], UnsupportedVersionError),
+        (lambda b: b[:3] + b"\x02" + b[4:], UnsupportedVersionError),
         (lambda b: b[:-4] + bytes(4), ChecksumError),
         (lambda b: b + b"\x00", TrailingDataError),
-        (lambda b: with_crc(b[:5] + b"\x07" + b[6:-4]), InvalidFieldError),  # modality 7
-        (lambda b: with_crc(b[:7] + b"\x01" + b[8:-4]), InvalidFieldError),  # a flag
-        (lambda b: with_crc(b[:8] + bytes(4) + b[12:-4]), InvalidFieldError),  # height 0
+        (lambda b: with_crc(b[:4] + b"\x07" + b[5:-4]), InvalidFieldError),  # modality 7
+        (lambda b: with_crc(b[:6] + b"\x01" + b[7:-4]), InvalidFieldError),  # a flag
+        (lambda b: with_crc(b[:7] + b"\x00" + b[8:-4]), InvalidFieldError),  # height 0
+        (lambda b: with_crc(b[:7] + b"\xa1\x00" + b[8:-4]), InvalidFieldError),  # non-canonical
+        (lambda b: with_crc(b[:7] + b"\xff" * 11 + b[8:-4]), InvalidFieldError),  # varint too long
+        (lambda b: with_crc(b[:9] + b"\x09" + b[10:-4]), InvalidFieldError),  # 9 channels
         (lambda b: with_crc(b[:-5] + bytes([b[-5] | 1])), InvalidFieldError),  # padding bit
     ],
 )
@@ -97,12 +112,12 @@ def test_defects_raise_typed_errors(mutate, error) -> None:
 
 def test_absurd_block_count_is_refused_before_allocating() -> None:
     blob = sample_blob()
-    lid = blob[61]
-    pos = 62 + lid
-    huge = with_crc(blob[:pos] + (2**32 - 1).to_bytes(4, "little") + blob[pos + 4:-4])
+    pos = ID_LEN_AT + 1 + blob[ID_LEN_AT]  # the block count varint (57: one byte)
+    assert blob[pos] == 57
+    huge = with_crc(blob[:pos] + b"\xff\xff\xff\xff\x0f" + blob[pos + 1:-4])  # 2^32 - 1
     with pytest.raises(InvalidFieldError):
         bitstream.unpack(huge)
-    big = with_crc(blob[:pos] + (2**24).to_bytes(4, "little") + blob[pos + 4:-4])
+    big = with_crc(blob[:pos] + b"\x80\x80\x80\x08" + blob[pos + 1:-4])  # 2^24: allowed, but short
     with pytest.raises(TruncatedError):
         bitstream.unpack(big)
 
@@ -160,4 +175,4 @@ def test_fuzz_mutations() -> None:
 @given(st.binary(max_size=300))
 def test_fuzz_arbitrary_bytes(data: bytes) -> None:
     check_hostile(data)
-    check_hostile(b"CMBR\x01" + data)
+    check_hostile(b"CMB\x01" + data)

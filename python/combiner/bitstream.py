@@ -17,7 +17,8 @@ from combiner import _core
 from combiner.errors import InvalidFieldError
 
 FORMAT_VERSION: int = _core.FORMAT_VERSION
-MAGIC = b"CMBR"
+MAGIC = b"CMB"
+PRIOR_HASH_LEN = 8
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,8 @@ class Header:
     channels: int
     sample_rate: int  # Hz for audio; 0 for images
     seed: int
-    prior_hash: bytes  # 32-byte content hash of the prior the stream was encoded with
-    prior_id: str
+    prior_hash: bytes  # first 8 bytes of the content hash of the prior it was encoded with
+    prior_id: str  # the prior's name; may be empty
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -100,7 +100,8 @@ def _header(signal: Signal, prior: Prior, seed: int) -> Header:
     else:
         h, w, c = v.shape[0], 1, 1
     return Header(modality=signal.modality, kappa=prior.kappa, height=h, width=w, channels=c,
-                  sample_rate=signal.sample_rate, seed=seed, prior_hash=prior.content_hash(),
+                  sample_rate=signal.sample_rate, seed=seed,
+                  prior_hash=prior.content_hash()[:bitstream.PRIOR_HASH_LEN],
                   prior_id=prior_name(prior))
 
 
@@ -221,7 +222,7 @@ def rate_of(header: Header, nbytes: int) -> float:
 def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     """Parse a bitstream and regenerate the flat weights [P, D] the encoder ended with."""
     header, indices = bitstream.unpack(data)
-    if header.prior_hash != prior.content_hash():
+    if header.prior_hash != prior.content_hash()[:bitstream.PRIOR_HASH_LEN]:
         raise PriorMismatchError(
             f"the bitstream was encoded with prior {header.prior_id!r} "
             f"(hash {header.prior_hash.hex()[:16]}), not with {prior_name(prior)!r} "

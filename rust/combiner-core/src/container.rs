@@ -1,41 +1,42 @@
 //! The combiner bitstream, format version 1. The normative description is `docs/format.md`;
-//! this module implements exactly that document. Summary (all integers little-endian):
+//! this module implements exactly that document. Summary (`varint` = unsigned LEB128, canonical,
+//! at most 10 bytes; fixed-width integers little-endian):
 //!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 4 | magic `CMBR` |
-//! | 4 | 1 | format version (1) |
-//! | 5 | 1 | modality: 1 image, 2 audio |
-//! | 6 | 1 | kappa, 1..=20 |
-//! | 7 | 1 | flags, must be 0 |
-//! | 8 | 4 | height (image rows) or sample count (audio) |
-//! | 12 | 4 | width (image columns); 1 for audio |
-//! | 16 | 1 | channels |
-//! | 17 | 4 | sample rate in Hz (audio), 0 for images |
-//! | 21 | 8 | seed |
-//! | 29 | 32 | prior content hash |
-//! | 61 | 1 | prior id length L, 1..=64 |
-//! | 62 | L | prior id, ASCII `[A-Za-z0-9._-]` |
-//! | 62+L | 4 | block count B, <= 2^24 |
-//! | 66+L | ceil(B*kappa/8) | indices, kappa bits each, MSB first, zero padded |
-//! | end-4 | 4 | CRC-32 (ISO-HDLC, as zlib) of every preceding byte |
+//! | field | encoding |
+//! |---|---|
+//! | magic | 3 bytes `CMB` |
+//! | version | u8 = 1 |
+//! | modality | u8: 1 image, 2 audio |
+//! | kappa | u8, 1..=20 |
+//! | flags | u8, must be 0 |
+//! | height (image rows or audio samples), width, channels, sample rate, seed | 5 varints |
+//! | prior hash | 8 bytes: the first 8 bytes of the prior's SHA-256 content hash |
+//! | prior id | u8 length L (0..=64), then L ASCII bytes `[A-Za-z0-9._-]` |
+//! | block count B | varint, <= 2^24 |
+//! | indices | ceil(B*kappa/8) bytes, kappa bits each, MSB first, zero padded |
+//! | CRC-32 | u32 (ISO-HDLC, as zlib) of every preceding byte |
+//!
+//! Small signals are the reason for the variable-length fields: a 32 x 32 thumbnail at 0.5 bpp
+//! has a 64-byte payload, so every header byte costs 0.008 bpp.
 //!
 //! The parser reads nothing past the buffer, allocates only after the length is proven exact,
-//! and reports every defect as a [`FormatError`].
+//! and reports every defect as a [`FormatError`]. Accepted inputs are canonical: re-packing the
+//! parsed header and indices gives back the same bytes.
 
 use crate::bits::{BitReader, BitWriter};
 use crate::error::FormatError;
 use crate::search::MAX_KAPPA;
 
-pub const MAGIC: [u8; 4] = *b"CMBR";
+pub const MAGIC: [u8; 3] = *b"CMB";
 pub const VERSION: u8 = 1;
+pub const PRIOR_HASH_LEN: usize = 8;
 pub const MAX_PRIOR_ID_LEN: usize = 64;
-pub const MAX_BLOCKS: u32 = 1 << 24;
+pub const MAX_BLOCKS: u64 = 1 << 24;
 /// At most 2^30 samples (pixels x channels or audio samples) in one signal.
 pub const MAX_SIGNAL_VALUES: u64 = 1 << 30;
-pub const MAX_SAMPLE_RATE: u32 = 1_000_000;
-const FIXED_HEADER: usize = 62;
+pub const MAX_SAMPLE_RATE: u64 = 1_000_000;
 const CRC_LEN: usize = 4;
+const MAX_VARINT_LEN: usize = 10;
 
 /// What kind of signal a bitstream holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +58,9 @@ pub struct Header {
     /// Audio sample rate in Hz; 0 for images.
     pub sample_rate: u32,
     pub seed: u64,
-    pub prior_hash: [u8; 32],
+    /// The first 8 bytes of the prior's content hash.
+    pub prior_hash: [u8; PRIOR_HASH_LEN],
+    /// The prior's name (may be empty: then the hash alone identifies it).
     pub prior_id: String,
 }
 
@@ -100,16 +103,16 @@ impl Header {
                 if self.width != 1 || self.channels != 1 {
                     return Err(invalid("shape", "audio is mono with width 1"));
                 }
-                if !(1..=MAX_SAMPLE_RATE).contains(&self.sample_rate) {
+                if !(1..=MAX_SAMPLE_RATE).contains(&u64::from(self.sample_rate)) {
                     return Err(invalid("sample_rate", format!("{} Hz", self.sample_rate)));
                 }
             }
         }
         let id = self.prior_id.as_bytes();
-        if id.is_empty() || id.len() > MAX_PRIOR_ID_LEN {
+        if id.len() > MAX_PRIOR_ID_LEN {
             return Err(invalid(
                 "prior_id",
-                format!("length {} not in 1..=64", id.len()),
+                format!("length {} exceeds 64", id.len()),
             ));
         }
         if !id
@@ -125,10 +128,18 @@ impl Header {
     }
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
 /// Serialise a header and its block indices.
 pub fn pack(header: &Header, indices: &[u32]) -> Result<Vec<u8>, FormatError> {
     header.validate()?;
-    if indices.len() > MAX_BLOCKS as usize {
+    if indices.len() as u64 > MAX_BLOCKS {
         return Err(invalid(
             "block_count",
             format!("{} blocks exceed 2^24", indices.len()),
@@ -141,21 +152,19 @@ pub fn pack(header: &Header, indices: &[u32]) -> Result<Vec<u8>, FormatError> {
         ));
     }
     let id = header.prior_id.as_bytes();
-    let mut out = Vec::with_capacity(FIXED_HEADER + id.len() + 4 + indices.len() * 3 + CRC_LEN);
+    let payload = (indices.len() * header.kappa as usize).div_ceil(8);
+    let mut out = Vec::with_capacity(64 + id.len() + payload);
     out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(header.modality as u8);
-    out.push(header.kappa as u8);
-    out.push(0); // flags
-    out.extend_from_slice(&header.height.to_le_bytes());
-    out.extend_from_slice(&header.width.to_le_bytes());
-    out.push(header.channels);
-    out.extend_from_slice(&header.sample_rate.to_le_bytes());
-    out.extend_from_slice(&header.seed.to_le_bytes());
+    out.extend_from_slice(&[VERSION, header.modality as u8, header.kappa as u8, 0]);
+    put_varint(&mut out, u64::from(header.height));
+    put_varint(&mut out, u64::from(header.width));
+    put_varint(&mut out, u64::from(header.channels));
+    put_varint(&mut out, u64::from(header.sample_rate));
+    put_varint(&mut out, header.seed);
     out.extend_from_slice(&header.prior_hash);
     out.push(id.len() as u8);
     out.extend_from_slice(id);
-    out.extend_from_slice(&(indices.len() as u32).to_le_bytes());
+    put_varint(&mut out, indices.len() as u64);
     let mut bits = BitWriter::with_capacity_bits(indices.len() * header.kappa as usize);
     indices.iter().for_each(|&i| bits.write(i, header.kappa));
     out.extend_from_slice(&bits.finish());
@@ -164,7 +173,7 @@ pub fn pack(header: &Header, indices: &[u32]) -> Result<Vec<u8>, FormatError> {
     Ok(out)
 }
 
-/// A bounds-checked little-endian cursor.
+/// A bounds-checked cursor.
 struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
@@ -181,25 +190,39 @@ impl<'a> Cursor<'a> {
         self.pos = end;
         Ok(s)
     }
+
     fn u8(&mut self) -> Result<u8, FormatError> {
         Ok(self.take(1)?[0])
     }
-    fn u32(&mut self) -> Result<u32, FormatError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
-    }
-    fn u64(&mut self) -> Result<u64, FormatError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+
+    /// A canonical LEB128 varint no larger than `max`.
+    fn varint(&mut self, field: &'static str, max: u64) -> Result<u64, FormatError> {
+        let mut value = 0u64;
+        for i in 0..MAX_VARINT_LEN {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7F);
+            if i == MAX_VARINT_LEN - 1 && bits > 1 {
+                return Err(invalid(field, "varint overflows 64 bits"));
+            }
+            value |= bits << (7 * i);
+            if byte & 0x80 == 0 {
+                if i > 0 && bits == 0 {
+                    return Err(invalid(field, "non-canonical varint (trailing zero byte)"));
+                }
+                if value > max {
+                    return Err(invalid(field, format!("{value} exceeds {max}")));
+                }
+                return Ok(value);
+            }
+        }
+        Err(invalid(field, "varint longer than 10 bytes"))
     }
 }
 
 /// Parse a bitstream into its header and block indices.
 pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
     let mut c = Cursor { data, pos: 0 };
-    let magic: [u8; 4] = c.take(4)?.try_into().expect("4 bytes");
+    let magic: [u8; 3] = c.take(3)?.try_into().expect("3 bytes");
     if magic != MAGIC {
         return Err(FormatError::BadMagic { found: magic });
     }
@@ -213,18 +236,18 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
     let modality = c.u8()?;
     let kappa = u32::from(c.u8()?);
     let flags = c.u8()?;
-    let height = c.u32()?;
-    let width = c.u32()?;
-    let channels = c.u8()?;
-    let sample_rate = c.u32()?;
-    let seed = c.u64()?;
-    let prior_hash: [u8; 32] = c.take(32)?.try_into().expect("32 bytes");
+    let height = c.varint("height", u64::from(u32::MAX))? as u32;
+    let width = c.varint("width", u64::from(u32::MAX))? as u32;
+    let channels = c.varint("channels", 255)? as u8;
+    let sample_rate = c.varint("sample_rate", MAX_SAMPLE_RATE)? as u32;
+    let seed = c.varint("seed", u64::MAX)?;
+    let prior_hash: [u8; PRIOR_HASH_LEN] = c.take(PRIOR_HASH_LEN)?.try_into().expect("8 bytes");
     let id_len = usize::from(c.u8()?);
-    let id_bytes = c.take(id_len)?;
-    let count = c.u32()?;
-    if count > MAX_BLOCKS {
-        return Err(invalid("block_count", format!("{count} exceeds 2^24")));
+    if id_len > MAX_PRIOR_ID_LEN {
+        return Err(invalid("prior_id", format!("length {id_len} exceeds 64")));
     }
+    let id_bytes = c.take(id_len)?;
+    let count = c.varint("block_count", MAX_BLOCKS)?;
     if !(1..=MAX_KAPPA).contains(&kappa) {
         return Err(invalid(
             "kappa",
@@ -308,7 +331,7 @@ mod tests {
             channels: 3,
             sample_rate: 0,
             seed: 0xDEAD_BEEF,
-            prior_hash: [7; 32],
+            prior_hash: [7; 8],
             prior_id: "thumbnail-q2".into(),
         }
     }
@@ -317,7 +340,8 @@ mod tests {
     fn round_trip() {
         let idx = vec![0, 1, 65535, 1234, 42];
         let data = pack(&header(), &idx).unwrap();
-        assert_eq!(data.len(), 62 + 12 + 4 + 10 + 4);
+        // 7 fixed bytes, varints 33 47 3 0 and a 4-byte seed varint, hash, id, count, payload, CRC.
+        assert_eq!(data.len(), 7 + 4 + 5 + 8 + 1 + 12 + 1 + 10 + 4);
         assert_eq!(unpack(&data).unwrap(), (header(), idx));
     }
 

@@ -28,7 +28,7 @@ pub enum FormatError {
     #[error("truncated bitstream: needed {needed} bytes, have {have}")]
     Truncated { needed: usize, have: usize },
     #[error("not a combiner bitstream (bad magic {found:02x?})")]
-    BadMagic { found: [u8; 4] },
+    BadMagic { found: [u8; 3] },
     #[error("unsupported format version {found} (this build reads version {supported})")]
     UnsupportedVersion { found: u8, supported: u8 },
     #[error(

@@ -317,9 +317,9 @@ fn pack<'py>(
     prior_id: String,
     indices: PyReadonlyArray1<'py, u32>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let prior_hash: [u8; 32] = prior_hash
+    let prior_hash: [u8; container::PRIOR_HASH_LEN] = prior_hash
         .try_into()
-        .map_err(|_| InvalidFieldError::new_err("prior_hash must be 32 bytes"))?;
+        .map_err(|_| InvalidFieldError::new_err("prior_hash must be 8 bytes"))?;
     let header = Header {
         modality: modality_from(modality)?,
         kappa,
