@@ -1,11 +1,12 @@
 """CIFAR-10 quality run: learn priors at several rates, code test images, report bpp and PSNR.
 
-    python benches/cifar_quality.py --train 1000 --test 100 --betas 1e-5 1e-4 1e-3 \\
+    python benches/cifar_quality.py --train 1000 --test 100 --bits 600 900 1600 \\
         --out results/cifar10_quality.json
 
-Priors are learned from ../shared/data/cifar10/train (the first --train images), then the first
---test images of ../shared/data/cifar10/test are encoded together (batched) with each prior and
-decoded again from the bitstream. bpp counts whole files. PSNR is per image (peak 255 on uint8
+One prior is learned from ../shared/data/cifar10/train (the first --train images) and
+partitioned for each rate (--bits: payload bits per image); then the first --test images of
+../shared/data/cifar10/test are encoded together (batched) at each rate and decoded again from
+the bitstream. bpp counts whole files. PSNR is per image (peak 255 on uint8
 output), averaged over images; the PSNR of the mean MSE is reported too. Everything here runs on
 this machine's CPU unless --device says otherwise.
 """
@@ -38,8 +39,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=int, default=1000)
     ap.add_argument("--test", type=int, default=100)
-    ap.add_argument("--betas", type=float, nargs="+", default=[1e-5, 1e-4, 1e-3])
-    ap.add_argument("--iterations", type=int, default=6)
+    ap.add_argument("--bits", type=float, nargs="+", default=[600, 900, 1600])
+    ap.add_argument("--beta", type=float, default=1e-5)
+    ap.add_argument("--iterations", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--first-steps", type=int, default=150)
     ap.add_argument("--pixel-fraction", type=float, default=0.25)
@@ -58,15 +60,16 @@ def main() -> None:
     signals = [media.image_from_array(x) for x in test]
     Path(args.priors_dir).mkdir(parents=True, exist_ok=True)
     rows = []
-    for q, beta in enumerate(args.betas):
-        t0 = time.perf_counter()
-        prior = learn_prior(train, modality="image", patch=(32, 32), beta=beta, kappa=16,
-                            iterations=args.iterations, steps=args.steps,
-                            first_steps=args.first_steps, lr=args.lr, seed=0,
-                            device=args.device, name=f"thumbnail-b{beta:g}",
-                            pixel_fraction=args.pixel_fraction, progress=False)
-        learn_s = time.perf_counter() - t0
-        prior.save(Path(args.priors_dir) / f"thumbnail-b{beta:g}.safetensors")
+    t0 = time.perf_counter()
+    priors = learn_prior(train, modality="image", patch=(32, 32), beta=args.beta, kappa=16,
+                         iterations=args.iterations, steps=args.steps,
+                         first_steps=args.first_steps, lr=args.lr, seed=0, device=args.device,
+                         name="thumbnail", pixel_fraction=args.pixel_fraction,
+                         bits_per_patch=args.bits, progress=False)
+    learn_s = time.perf_counter() - t0
+    print(f"prior learned in {learn_s:.0f} s", flush=True)
+    for prior in priors:
+        prior.save(Path(args.priors_dir) / f"{prior.kind['name']}.safetensors")
         opts = combiner.EncodeOptions(fit_steps=args.fit_steps, refine_steps=args.refine_steps,
                                       lr=args.lr, device=args.device, progress=False)
         t1 = time.perf_counter()
@@ -78,7 +81,8 @@ def main() -> None:
         mse = np.array([np.mean((d.astype(np.float64) - x) ** 2) for d, x in zip(decoded, test)])
         psnrs = 10 * np.log10(255.0**2 / mse)
         bpp = np.array([8 * len(r.data) / 1024 for r in results])
-        row = dict(beta=beta, blocks_per_image=prior.num_blocks, bpp=float(bpp.mean()),
+        row = dict(prior=prior.kind["name"], bits_per_patch=prior.kind["bits_per_patch"],
+                   blocks_per_image=prior.num_blocks, bpp=float(bpp.mean()),
                    bpp_payload_only=prior.num_blocks * 16 / 1024, psnr_mean=float(psnrs.mean()),
                    psnr_of_mean_mse=float(10 * np.log10(255.0**2 / mse.mean())),
                    learn_prior_s=learn_s, encode_s_per_image=encode_s / len(signals),

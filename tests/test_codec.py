@@ -151,3 +151,21 @@ def test_cli_encode_info_decode(image_prior, tmp_path, capsys):
     cmb.write_bytes(b"CMB\x01garbage")
     assert cli.main(["decode", str(cmb), str(out), "--prior", str(prior_path)]) == 2
     assert "invalid bitstream" in capsys.readouterr().err
+
+
+def test_cli_learn_prior_then_code(tmp_path, capsys):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(4):
+        img = (smooth_image(rng) * 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    prior_path = tmp_path / "p.safetensors"
+    args = ["-q", "learn-prior", str(folder), "-o", str(prior_path), "--patch", "16", "16",
+            "--iterations", "1", "--steps", "5", "--first-steps", "5", "--kappa", "8",
+            "--name", "ramps"]
+    assert cli.main(args) == 0
+    prior = Prior.load(prior_path)
+    assert prior.kind["name"] == "ramps" and prior.kind["patch_shape"] == [16, 16]
+    data = combiner.encode(folder / "0.png", prior=prior_path, **FAST)
+    assert combiner.decode(data, prior=prior).shape == (16, 16, 3)
