@@ -36,7 +36,7 @@ class EncodeOptions:
     """How hard the encoder works. Defaults suit a CPU; raise ``fit_steps`` on a GPU."""
 
     fit_steps: int = 1500
-    lr: float = 3e-3
+    lr: float = 1e-3
     refine_steps: int = 10  # fine-tuning steps after each coded round of blocks
     init_std_ratio: float = 0.5  # initial posterior std as a fraction of the prior std
     beta: float | None = None  # starting beta; default: the prior's training beta

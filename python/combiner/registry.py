@@ -1,7 +1,9 @@
 """Priors shipped inside the package (``combiner/priors/*.safetensors``), found by name.
 
 A bitstream records the name of its prior, so files coded with a shipped prior decode without
-naming it; ``--prior`` also accepts a shipped name instead of a path.
+naming it; ``--prior`` also accepts a shipped name instead of a path. Shipped priors come in
+families of quality levels, ``NAME-q0`` (lowest rate) to ``NAME-qK``; the family name alone picks
+the middle level.
 """
 
 from __future__ import annotations
@@ -33,7 +35,11 @@ def resolve(prior: Prior | str | os.PathLike) -> Prior:
     if path.is_file():
         return Prior.load(path)
     known = shipped()
-    if str(prior) in known:
-        return Prior.load(known[str(prior)])
+    name = str(prior)
+    if name in known:
+        return Prior.load(known[name])
+    family = sorted(k for k in known if k.startswith(name + "-q"))
+    if family:  # a family name alone means its middle quality level
+        return Prior.load(known[family[len(family) // 2]])
     names = ", ".join(known) or "none"
     raise ValueError(f"no prior file or shipped prior named {str(prior)!r} (shipped: {names})")
