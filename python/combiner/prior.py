@@ -27,7 +27,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from .fit import fit, pick_device
-from .inr import BayesianINR, INRConfig, init_bounds, kl_per_param
+from .inr import BayesianINR, INRConfig, init_bounds, kl_per_param, siren_init
 
 __all__ = [
     "Prior",
@@ -338,8 +338,12 @@ def learn_prior(
         raise ValueError("signals do not match config in_dim/out_dim")
     M, D = values.shape[0], config.num_params
     gen = torch.Generator().manual_seed(seed)
-    init = BayesianINR(config, M, rho_init=rho_init, generator=gen)
-    mu_all, rho_all = init.mu.detach().clone(), init.rho.detach().clone()
+    # Every training posterior starts from the SAME initialisation. Independent random inits put
+    # the posteriors in unrelated modes (SIREN weights of random sign), so their average, the
+    # prior mean, would collapse to ~0 and the prior std would only measure the init's spread.
+    # From a shared start they stay in one basin and the prior mean is a useful network.
+    mu_all = siren_init(config, 1, gen).expand(M, D).clone()
+    rho_all = torch.full((M, D), float(rho_init))
     mean, std = initial_prior(config)
     single_block = torch.zeros(D, dtype=torch.long)
     fit_seed = seed
