@@ -1,0 +1,41 @@
+"""The priors shipped inside the package and the `combiner demo` main job."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import combiner
+from combiner import cli, registry
+
+torch.set_num_threads(1)
+
+
+def test_shipped_priors_load_and_are_consistent():
+    shipped = registry.shipped()
+    assert shipped, "the package ships no prior"
+    for name, path in shipped.items():
+        prior = combiner.Prior.load(path)
+        assert prior.kind["name"] == name  # the id a bitstream records finds this very file
+        assert prior.kind["modality"] in ("image", "audio")
+
+
+def test_family_name_picks_the_middle_level():
+    names = sorted(n for n in registry.shipped() if n.startswith("thumbnail-q"))
+    assert registry.resolve("thumbnail").kind["name"] == names[len(names) // 2]
+    with pytest.raises(ValueError, match="shipped"):
+        registry.resolve("no-such-prior")
+
+
+def test_decode_finds_the_shipped_prior_by_name():
+    img = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    data = combiner.encode(img, prior="thumbnail-q0", fit_steps=30, refine_steps=1, progress=False)
+    assert combiner.api.info(data)["prior_id"] == "thumbnail-q0"
+    assert combiner.decode(data).shape == (32, 32, 3)  # no prior given
+
+
+def test_demo_main_job(capsys):
+    assert cli.main(["-q", "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "bpp" in out and "PSNR" in out
