@@ -9,6 +9,7 @@ from pathlib import Path
 
 from combiner import api
 from combiner.bitstream import unpack
+from combiner.codec import rate_of
 from combiner.errors import FormatError
 
 
@@ -53,7 +54,6 @@ def _demo(args: argparse.Namespace) -> None:
 def _info(args: argparse.Namespace) -> None:
     data = Path(args.input).read_bytes()
     header, indices = unpack(data)
-    from combiner.codec import rate_of
 
     unit = "bpp" if header.modality == "image" else "kbit/s"
     print(f"format:      combiner bitstream v1, {len(data)} bytes")

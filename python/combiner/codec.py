@@ -60,7 +60,7 @@ class EncodeResult:
     code_seconds: float
 
 
-def _patch_shape(prior: Prior, signal_shape: tuple[int, ...] = ()) -> tuple[int, ...]:
+def _patch_shape(prior: Prior) -> tuple[int, ...]:
     patch = prior.kind.get("patch_shape")
     if not patch:
         raise ValueError("the prior does not define a patch shape")
@@ -81,7 +81,7 @@ def block_members(prior: Prior) -> list[np.ndarray]:
 
 def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
     """Run the INRs with flat weights [P, D] on the patch grid and reassemble the signal (CPU)."""
-    patch = _patch_shape(prior, header.shape)
+    patch = _patch_shape(prior)
     coords = patch_coords(patch)
     feats = fourier_features(coords, prior.config.frequencies().to(torch.float32))
     with torch.no_grad():
@@ -140,7 +140,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     for signal in signals:
         check_prior_matches(prior, signal)
     device = pick_device(opts.device)
-    patch = _patch_shape(prior, ())
+    patch = _patch_shape(prior)
     cut = [to_patches(s.values, patch) for s in signals]
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
@@ -231,7 +231,7 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
         raise PriorMismatchError("kappa of the bitstream and of the prior differ")
     if prior.kind.get("modality") != header.modality:
         raise PriorMismatchError("the prior is for another modality")
-    patch = _patch_shape(prior, header.shape)
+    patch = _patch_shape(prior)
     spatial = (header.height, header.width) if header.modality == "image" else (header.height,)
     P, J = math.prod(patch_grid(spatial, patch)), prior.num_blocks
     if len(indices) != P * J:

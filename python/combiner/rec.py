@@ -18,9 +18,8 @@ from combiner import _core
 MAX_KAPPA: int = _core.MAX_KAPPA
 
 
-def _f32(name: str, a: object) -> np.ndarray:
-    arr = np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(-1))
-    return arr
+def _f32(a: object) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.float32).reshape(-1))
 
 
 def _u64(a: object) -> np.ndarray:
@@ -44,10 +43,10 @@ def encode_block(
 ) -> tuple[int, np.ndarray]:
     """Code one block; returns ``(index, sample)`` with ``sample`` float32 of length d."""
     index, sample, _ = _core.encode_block(
-        _f32("mu_q", mu_q),
-        _f32("sigma_q", sigma_q),
-        _f32("mu_p", mu_p),
-        _f32("sigma_p", sigma_p),
+        _f32(mu_q),
+        _f32(sigma_q),
+        _f32(mu_p),
+        _f32(sigma_p),
         seed=seed,
         block_id=block_id,
         kappa=kappa,
@@ -62,7 +61,7 @@ def decode_block(
 ) -> np.ndarray:
     """Regenerate the sample of one block from its prior and transmitted index. O(d)."""
     return _core.decode_block(
-        _f32("mu_p", mu_p), _f32("sigma_p", sigma_p),
+        _f32(mu_p), _f32(sigma_p),
         seed=seed, block_id=block_id, index=int(index), kappa=kappa,
     )
 
@@ -96,7 +95,7 @@ def encode_blocks(
     every block draws its own candidates).
     """
     indices, samples, scored = _core.encode_blocks(
-        _f32("mu_q", mu_q), _f32("sigma_q", sigma_q), _f32("mu_p", mu_p), _f32("sigma_p", sigma_p),
+        _f32(mu_q), _f32(sigma_q), _f32(mu_p), _f32(sigma_p),
         _u64(sizes), _u64(block_ids),
         seed=seed, kappa=kappa, early_stop=early_stop, threads=threads,
     )
@@ -112,7 +111,7 @@ def decode_blocks(
     if idx.size and (idx.min() < 0 or idx.max() >= 2**kappa):
         raise ValueError(f"indices must be in [0, 2^{kappa})")
     return _core.decode_blocks(
-        _f32("mu_p", mu_p), _f32("sigma_p", sigma_p), _u64(sizes), _u64(block_ids),
+        _f32(mu_p), _f32(sigma_p), _u64(sizes), _u64(block_ids),
         np.ascontiguousarray(idx.astype(np.uint32).reshape(-1)), seed=seed, kappa=kappa,
     )
 
