@@ -9,7 +9,6 @@ need, before block overhead), bits per pixel, and wall time per Adam step on thi
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 import types

@@ -10,7 +10,6 @@ from PIL import Image
 
 import combiner
 from combiner import cli, codec
-from combiner.codec import EncodeOptions
 from combiner.inr import INRConfig
 from combiner.inr import siren_init
 from combiner.prior import Prior, initial_prior, make_partition

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from combiner import bitstream, rec
 from combiner.bitstream import Header
 from combiner.errors import PriorMismatchError
-from combiner.fit import evaluate, fit, pick_device
+from combiner.fit import fit, pick_device
 from combiner.inr import BayesianINR, fourier_features, mlp_forward
 from combiner.media import Signal, psnr
 from combiner.prior import Prior
@@ -147,7 +147,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     counts = [v.shape[0] for v, _ in cut]
     local_patch = np.concatenate([np.arange(c) for c in counts])  # patch index inside its signal
     coords = patch_coords(patch)
-    P, J = targets.shape[0], prior.num_blocks
+    P = targets.shape[0]
     model = _initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(prior.block_index)
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
