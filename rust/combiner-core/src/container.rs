@@ -45,6 +45,25 @@ pub enum Modality {
     Audio = 2,
 }
 
+impl Modality {
+    /// The name used by the Python API and the CLI.
+    pub fn name(self) -> &'static str {
+        match self {
+            Modality::Image => "image",
+            Modality::Audio => "audio",
+        }
+    }
+
+    /// The modality called `name`, if any.
+    pub fn from_name(name: &str) -> Option<Modality> {
+        match name {
+            "image" => Some(Modality::Image),
+            "audio" => Some(Modality::Audio),
+            _ => None,
+        }
+    }
+}
+
 /// Everything in a bitstream except the indices.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {

@@ -292,13 +292,9 @@ fn chacha20_keystream<'py>(
 }
 
 fn modality_from(name: &str) -> PyResult<Modality> {
-    match name {
-        "image" => Ok(Modality::Image),
-        "audio" => Ok(Modality::Audio),
-        other => Err(InvalidFieldError::new_err(format!(
-            "modality must be 'image' or 'audio', got {other:?}"
-        ))),
-    }
+    Modality::from_name(name).ok_or_else(|| {
+        InvalidFieldError::new_err(format!("modality must be 'image' or 'audio', got {name:?}"))
+    })
 }
 
 #[pyfunction]
@@ -342,13 +338,7 @@ fn unpack<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyArray1<u32>>)> {
     let (h, indices) = py.detach(|| container::unpack(data)).map_err(format_err)?;
     let d = PyDict::new(py);
-    d.set_item(
-        "modality",
-        match h.modality {
-            Modality::Image => "image",
-            Modality::Audio => "audio",
-        },
-    )?;
+    d.set_item("modality", h.modality.name())?;
     d.set_item("kappa", h.kappa)?;
     d.set_item("height", h.height)?;
     d.set_item("width", h.width)?;
