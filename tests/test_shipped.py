@@ -39,3 +39,21 @@ def test_demo_main_job(capsys):
     assert cli.main(["-q", "demo"]) == 0
     out = capsys.readouterr().out
     assert "bpp" in out and "PSNR" in out
+
+
+def test_committed_sample_bitstream_decodes_to_the_same_pixels():
+    """A bitstream made once (thumbnail-q1, the bundled sample image) and committed: decoding it
+    must give exactly the pixels it gave then, on any machine and in any later version."""
+    import hashlib
+    from importlib import resources
+    from pathlib import Path
+
+    from combiner import media
+
+    data = (Path(__file__).parent / "data" / "cifar10-test-00000.thumbnail-q1.cmb").read_bytes()
+    out = combiner.decode(data)
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
+    assert hashlib.sha256(out.tobytes()).hexdigest() == (
+        "4000a99e4c2d09a5e9f37086c146766315488c0a3219c92144c4dfce532ca026")
+    original = media.to_output(media.read(resources.files("combiner") / "samples" / "cifar10-test-00000.png"))
+    assert abs(media.psnr(original.astype(float), out.astype(float), 255.0) - 24.46) < 0.01

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from combiner import codec, media, registry, training
+from combiner import quality as quality_mod
 from combiner import prior as prior_mod
 from combiner.bitstream import unpack
 from combiner.codec import EncodeOptions, EncodeResult
@@ -46,18 +47,36 @@ def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
     return media.image_from_array(arr)
 
 
-def encode_detailed(x: object, *, prior: PriorLike, sample_rate: int | None = None,
-                    options: EncodeOptions | None = None, **overrides) -> EncodeResult:
+def encode_detailed(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
+                    sample_rate: int | None = None, options: EncodeOptions | None = None,
+                    **overrides) -> EncodeResult:
     """Like :func:`encode` but returns the :class:`EncodeResult` (PSNR, rate, times, weights)."""
-    opts = replace(options or EncodeOptions(), **overrides)
-    return codec.encode_signal(_as_signal(x, sample_rate), _load_prior(prior), opts)
+    signal = _as_signal(x, sample_rate)
+    chosen, defaults = _choose_prior(signal, prior, quality)
+    opts = replace(options or EncodeOptions(), **{**defaults, **overrides})
+    return codec.encode_signal(signal, chosen, opts)
 
 
-def encode(x: object, *, prior: PriorLike, sample_rate: int | None = None, **options) -> bytes:
+def _choose_prior(signal: media.Signal, prior: PriorLike | None,
+                  quality: int | None) -> tuple[Prior, dict]:
+    """The prior to use and the encoder settings it implies (none for an explicit prior)."""
+    if prior is not None and quality is not None:
+        raise ValueError("give either a prior or a quality level, not both")
+    if prior is not None:
+        return _load_prior(prior), {}
+    return quality_mod.default_prior(signal, quality_mod.DEFAULT_QUALITY if quality is None else quality)
+
+
+def encode(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
+           sample_rate: int | None = None, **options) -> bytes:
     """Compress an image (H x W x 3 uint8 array, or a path) or audio (1-D float array with
-    ``sample_rate``, or a path) with ``prior``; returns the bitstream. ``options`` are fields of
-    :class:`combiner.codec.EncodeOptions` (``fit_steps``, ``seed``, ``device``, ``progress`` ...)."""
-    return encode_detailed(x, prior=prior, sample_rate=sample_rate, **options).data
+    ``sample_rate``, or a path); returns the bitstream.
+
+    Without ``prior``, a shipped default is chosen by the signal's kind and size (thumbnail, photo
+    or speech) at ``quality`` (0 = lowest rate; default 1), with the encoder settings it was
+    measured with. ``options`` are fields of :class:`combiner.codec.EncodeOptions`
+    (``fit_steps``, ``seed``, ``device``, ``progress`` ...) and override those settings."""
+    return encode_detailed(x, prior=prior, quality=quality, sample_rate=sample_rate, **options).data
 
 
 def decode(data: bytes, *, prior: PriorLike | None = None) -> np.ndarray:
@@ -75,15 +94,17 @@ def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
     return _load_prior(header.prior_id)
 
 
-def encode_file(path: str | os.PathLike, *, prior: PriorLike, fit_steps: int | None = None,
-                seed: int = 0, device: str | None = None, progress: bool = True) -> tuple[bytes, str]:
+def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,
+                quality: int | None = None, fit_steps: int | None = None, seed: int = 0,
+                device: str | None = None, progress: bool = True) -> tuple[bytes, str]:
     """Encode a file; returns the bitstream and a one-paragraph report."""
     overrides = dict(seed=seed, device=device, progress=progress)
     if fit_steps is not None:
         overrides["fit_steps"] = fit_steps
-    res = encode_detailed(path, prior=prior, **overrides)
+    res = encode_detailed(path, prior=prior, quality=quality, **overrides)
     unit = "bpp" if res.decoded.modality == "image" else "kbit/s"
-    report = (f"{path}: {len(res.data)} bytes, {res.bits_per_unit:.4f} {unit}, PSNR {res.psnr:.2f} dB "
+    name = unpack(res.data)[0].prior_id
+    report = (f"{path}: prior {name}, {len(res.data)} bytes, {res.bits_per_unit:.4f} {unit}, PSNR {res.psnr:.2f} dB "
               f"(fit {res.fit_seconds:.1f} s, coding {res.code_seconds:.1f} s)")
     return res.data, report
 

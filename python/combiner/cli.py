@@ -1,8 +1,10 @@
-"""The ``combiner`` command line: encode, decode, info, learn-prior."""
+"""The ``combiner`` command line: encode, decode, info, eval, learn-prior, demo."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ from combiner.errors import FormatError
 
 def _encode(args: argparse.Namespace) -> None:
     data, report = api.encode_file(
-        args.input, prior=args.prior, fit_steps=args.steps, seed=args.seed, device=args.device,
+        args.input, prior=args.prior, quality=args.quality, fit_steps=args.steps, seed=args.seed, device=args.device,
         progress=not args.quiet,
     )
     Path(args.output).write_bytes(data)
@@ -39,14 +41,15 @@ def _demo(args: argparse.Namespace) -> None:
 
     source = args.image or str(resources.files("combiner") / "samples" / "cifar10-test-00000.png")
     t0 = time.perf_counter()
-    data, report = api.encode_file(source, prior=args.prior, progress=not args.quiet)
+    data, report = api.encode_file(source, prior=args.prior, quality=args.quality,
+                                   progress=not args.quiet)
     t1 = time.perf_counter()
     decoded = api.decode(data)
     t2 = time.perf_counter()
     original = media.read(source)
     quality = media.psnr(media.to_output(original).astype(float), decoded.astype(float), 255.0)
     print(report)
-    print(f"demo: {source}, prior {args.prior}: {len(data)} bytes = "
+    print(f"demo: {source}, prior {unpack(data)[0].prior_id}: {len(data)} bytes = "
           f"{8 * len(data) / (decoded.shape[0] * decoded.shape[1]):.3f} bpp, PSNR {quality:.2f} dB, "
           f"encode {t1 - t0:.1f} s, decode {1000 * (t2 - t1):.0f} ms")
 
@@ -76,6 +79,35 @@ def _learn_prior(args: argparse.Namespace) -> None:
         print(f"wrote {args.output}: {prior.num_blocks} blocks of <= {prior.kappa} bits per patch")
 
 
+def _eval(args: argparse.Namespace) -> None:
+    from combiner import evaluate
+
+    levels = [] if args.no_combiner else (args.prior or args.quality)
+    baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
+    overrides = {k: v for k, v in dict(fit_steps=args.steps, refine_steps=args.refine_steps,
+                                       device=args.device).items() if v is not None}
+    reference = json.loads(Path(args.reference).read_text()) if args.reference else None
+    summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
+                                anchor=args.anchor, limit=args.limit, seconds=args.seconds,
+                                overrides=overrides, reference=reference, progress=not args.quiet,
+                                command=args.command_line)
+    if args.quiet:
+        return
+    unit = summary["unit"]
+    print(f"{'codec':<10} {'setting':<14} {unit:>8} {'PSNR dB':>8} {'enc s':>8} {'dec s':>8}")
+    for points in summary["curves"].values():
+        for p in points:
+            print(f"{p['codec']:<10} {p['setting']:<14} {p['rate']:>8.4f} {p['psnr']:>8.2f} "
+                  f"{p['encode_s']:>8.3f} {p['decode_s']:>8.3f}")
+    for name, entry in summary["bd"].items():
+        bd = entry["bd_rate_percent"]
+        text = f"{bd:+.1f} %" if bd is not None else entry.get("note", "n/a")
+        print(f"BD-rate of {name} against {entry['anchor']}: {text}")
+        if "warning" in entry:
+            print(f"  (unreliable: {entry['warning']})")
+    print(f"wrote {args.out}/rows.csv, curves.csv, summary.json, rd.png")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="combiner", description="Compression with Bayesian implicit "
                                 "neural representations (COMBINER).")
@@ -85,7 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="compress an image (PNG, JPEG, ...) or audio (WAV, FLAC)")
     e.add_argument("input")
     e.add_argument("output")
-    e.add_argument("--prior", required=True, help="prior file (.safetensors) or shipped prior name")
+    choice = e.add_mutually_exclusive_group()
+    choice.add_argument("--prior", default=None, help="prior file (.safetensors) or shipped prior name")
+    choice.add_argument("--quality", type=int, default=None,
+                        help="quality level of the shipped default prior for this kind of signal: "
+                             "0 = lowest rate (default 1 when no --prior is given)")
     e.add_argument("--steps", type=int, default=None, help="posterior fitting steps")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
@@ -100,12 +136,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", help="encode + decode a sample image with a shipped prior")
     m.add_argument("image", nargs="?", default=None, help="an RGB image (default: a bundled sample)")
-    m.add_argument("--prior", default="thumbnail", help="shipped prior name or prior file")
+    demo_choice = m.add_mutually_exclusive_group()
+    demo_choice.add_argument("--prior", default=None, help="shipped prior name or prior file")
+    demo_choice.add_argument("--quality", type=int, default=None,
+                             help="quality level of the shipped default (default 1)")
     m.set_defaults(func=_demo)
 
     i = sub.add_parser("info", help="describe a .cmb file")
     i.add_argument("input")
     i.set_defaults(func=_info)
+
+    ev = sub.add_parser("eval", help="rate-distortion of combiner and baseline codecs on a folder")
+    ev.add_argument("data", help="folder of images or of audio clips")
+    ev.add_argument("-o", "--out", required=True, help="folder for rows.csv, summary.json, rd.png")
+    levels = ev.add_mutually_exclusive_group()
+    levels.add_argument("--quality", type=int, nargs="+", default=[0, 1, 2, 3],
+                        help="combiner quality levels (shipped default priors), default 0 1 2 3")
+    levels.add_argument("--prior", nargs="+", default=None, help="prior files or names instead")
+    levels.add_argument("--no-combiner", action="store_true", help="baselines only")
+    ev.add_argument("--baselines", default=None,
+                    help="comma-separated: jpeg,webp,avif,jpeg2000 (images; the default) or "
+                         "mp3,vorbis,opus (audio; the default); empty for none")
+    ev.add_argument("--anchor", default=None, help="codec for BD-rate (default: first baseline)")
+    ev.add_argument("--limit", type=int, default=None, help="only the first N items (by name)")
+    ev.add_argument("--seconds", type=float, default=None, help="cut audio clips to this length")
+    ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
+    ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
+    ev.add_argument("--device", default=None)
+    ev.add_argument("--reference", default=None,
+                    help="JSON {label: [[rate, psnr], ...]} of published curves to draw")
+    ev.set_defaults(func=_eval)
 
     lp = sub.add_parser("learn-prior", help="learn a prior from a folder of images or audio")
     lp.add_argument("data", help="folder of training files")
@@ -129,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["combiner", *argv])
     try:
         args.func(args)
     except FormatError as e:

@@ -1,0 +1,237 @@
+"""``combiner eval``: rate-distortion of combiner and baseline codecs on a folder of signals.
+
+Every item is coded by combiner at each requested quality level (the shipped default prior for its
+kind, or one given prior) and by each baseline at each setting of its sweep. Rates come from the
+real file sizes (bits per pixel for images, kbit/s for audio); distortion is measured on the
+decoded output: PSNR with peak 255 on uint8 images, and with peak 1 on waveforms scaled to
+[0, 1] (the convention of the COMBINER/RECOMBINER audio results).
+
+Dataset figures, per codec and setting: ``rate`` is the mean rate over items, ``psnr`` the mean of
+the per-item PSNRs, and ``psnr_of_mean_mse`` the PSNR of the mean MSE. BD-rate and BD-PSNR of
+each codec against the anchor are computed on the (rate, psnr) curves by the ``bjontegaard``
+package (Akima interpolation).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from combiner import baselines, codec, media, quality, rd, registry, training
+from combiner.media import Signal
+
+MAX_PATCHES_PER_BATCH = 512  # combiner fits items of one prior together up to this many patches
+ROW_FIELDS = ("codec", "setting", "item", "bytes", "rate", "unit", "psnr", "mse",
+              "encode_s", "decode_s")
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    signal: Signal  # values on [0, 1]
+    original: np.ndarray  # what the user gave: uint8 image or float32 waveform on [-1, 1]
+
+    @property
+    def unit(self) -> str:
+        return "bpp" if self.signal.modality == "image" else "kbps"
+
+    def rate(self, nbytes: int) -> float:
+        if self.signal.modality == "image":
+            return 8.0 * nbytes / (self.original.shape[0] * self.original.shape[1])
+        return 8.0 * nbytes / (self.original.size / self.signal.sample_rate) / 1000.0
+
+    def distortion(self, decoded: np.ndarray) -> tuple[float, float]:
+        """(PSNR, MSE) of a decoded output against the original, on the scale of the docstring."""
+        ref = np.asarray(self.original, np.float64)
+        out = np.asarray(decoded, np.float64)
+        if self.signal.modality == "image":
+            mse = float(np.mean((ref - out) ** 2))
+            peak = 255.0
+        else:
+            mse = float(np.mean(((ref - out) / 2.0) ** 2))
+            peak = 1.0
+        return (math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)), mse
+
+
+def load_items(folder: str | Path, *, limit: int | None = None, seconds: float | None = None) -> list[Item]:
+    """The images or audio clips in ``folder`` (sorted by name; the first ``limit``); audio clips
+    are cut to their first ``seconds``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    kinds = {m: _files(folder, m) for m in ("image", "audio")}
+    present = [m for m, f in kinds.items() if f]
+    if len(present) != 1:
+        raise ValueError(f"{folder} must hold images or audio clips (found: {present or 'neither'})")
+    items = []
+    for path in kinds[present[0]][:limit]:
+        signal = media.read(path)
+        if signal.modality == "audio" and seconds is not None:
+            keep = max(1, int(round(seconds * signal.sample_rate)))
+            signal = replace(signal, values=signal.values[:keep])
+        items.append(Item(path.stem, signal, media.to_output(signal)))
+    return items
+
+
+def _files(folder: Path, modality: str) -> list[Path]:
+    try:
+        return training.list_files(folder, modality)
+    except ValueError:
+        return []
+
+
+# -- combiner -----------------------------------------------------------------------------------
+def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progress: bool):
+    """Rows of combiner at one quality level (int) or with one prior (name or path), yielded
+    batch by batch (a photo batch is one image: minutes on a CPU)."""
+    for prior, options, batch in _batches(items, level, overrides):
+        options = replace(options, progress=progress)
+        rows = []
+        t0 = time.perf_counter()
+        results = codec.encode_signals([it.signal for it in batch], prior, options)
+        encode_s = (time.perf_counter() - t0) / len(batch)  # batched: the time is shared evenly
+        for it, res in zip(batch, results):
+            t1 = time.perf_counter()
+            decoded = media.to_output(codec.decode_bitstream(res.data, prior))
+            decode_s = time.perf_counter() - t1
+            rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s, decode_s))
+        if progress:
+            tqdm.write(f"combiner {codec.prior_name(prior)}: {', '.join(it.name for it in batch[:3])}"
+                       f"{' ...' if len(batch) > 3 else ''} coded")
+        yield rows
+
+
+def _batches(items: list[Item], level: int | str, overrides: dict):
+    """(prior, options, items) groups: items sharing a prior, up to MAX_PATCHES_PER_BATCH patches."""
+    groups: dict[str, tuple] = {}
+    for it in items:
+        if isinstance(level, int):
+            prior, defaults = quality.default_prior(it.signal, level)
+        else:
+            prior, defaults = registry.resolve(level), {}
+        key = prior.prior_id
+        groups.setdefault(key, (prior, codec.EncodeOptions(**{**defaults, **overrides}), []))[2].append(it)
+    for prior, options, members in groups.values():
+        patch = prior.kind.get("patch_shape", [1])
+        batch, patches = [], 0
+        for it in members:
+            n = math.prod(math.ceil(s / p) for s, p in zip(it.signal.values.shape, patch))
+            if batch and patches + n > MAX_PATCHES_PER_BATCH:
+                yield prior, options, batch
+                batch, patches = [], 0
+            batch.append(it)
+            patches += n
+        if batch:
+            yield prior, options, batch
+
+
+# -- baselines ----------------------------------------------------------------------------------
+def run_baseline(items: list[Item], baseline: baselines.Baseline) -> list[dict]:
+    rows = []
+    for it in items:
+        if baseline.modality != it.signal.modality:
+            raise ValueError(f"baseline {baseline.name} is for {baseline.modality}, "
+                             f"but {it.name} is {it.signal.modality}")
+        for setting in baseline.settings:
+            t0 = time.perf_counter()
+            data = baselines.encode(baseline, it.original, setting, it.signal.sample_rate)
+            t1 = time.perf_counter()
+            decoded = baselines.decode(baseline, data, it.original)
+            t2 = time.perf_counter()
+            rows.append(_row(baseline.name, str(setting), it, data, decoded, t1 - t0, t2 - t1))
+    return rows
+
+
+def _row(codec_name: str, setting: str, it: Item, data: bytes, decoded: np.ndarray,
+         encode_s: float, decode_s: float) -> dict:
+    p, mse = it.distortion(decoded)
+    return dict(codec=codec_name, setting=setting, item=it.name, bytes=len(data),
+                rate=it.rate(len(data)), unit=it.unit, psnr=p, mse=mse, encode_s=encode_s,
+                decode_s=decode_s)
+
+
+# -- the whole evaluation -----------------------------------------------------------------------
+DEFAULT_BASELINES = {"image": ["jpeg", "webp", "avif", "jpeg2000"], "audio": ["mp3", "vorbis", "opus"]}
+
+
+def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
+             baseline_names: list[str] | None = None,
+             anchor: str | None = None, limit: int | None = None, seconds: float | None = None,
+             overrides: dict | None = None, reference: dict | None = None,
+             progress: bool = True, command: str | None = None) -> dict:
+    """Run each baseline and combiner at ``levels`` on the items of ``data``; write to ``out``:
+    ``rows.csv`` (one row per codec, setting and item), ``rows.jsonl``, ``curves.csv``,
+    ``summary.json`` (curves, BD table, settings, machine) and ``rd.png``. Returns the summary.
+
+    The cheap baselines run first, and every output is rewritten after each batch, so a long
+    run that is stopped leaves consistent files with what it measured; a setting that has not
+    coded every item yet is listed under ``incomplete`` and kept out of the curves."""
+    items = load_items(data, limit=limit, seconds=seconds)
+    modality = items[0].signal.modality
+    baseline_names = DEFAULT_BASELINES[modality] if baseline_names is None else baseline_names
+    chosen = [baselines.get(n) for n in baseline_names]
+    for b in chosen:
+        if b.modality != modality:
+            raise ValueError(f"baseline {b.name} codes {b.modality}, but {data} holds {modality}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rows.jsonl").write_text("")
+    settings = dict(
+        command=command, data=str(data), items=[it.name for it in items], modality=modality,
+        unit=items[0].unit, levels=[str(lvl) for lvl in levels], baselines=baseline_names,
+        anchor=anchor or (baseline_names[0] if baseline_names else None),
+        encoder_overrides=overrides or {}, machine=_machine(), reference=reference or {},
+    )
+    rows: list[dict] = []
+    summary: dict = {}
+
+    def record(new: list[dict]) -> None:
+        nonlocal summary
+        rows.extend(new)
+        with open(out / "rows.jsonl", "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in new)
+        summary = _write_outputs(rows, settings, out)
+
+    jobs = [(b.name, b) for b in chosen] + [("combiner", lvl) for lvl in levels]
+    for name, job in tqdm(jobs, desc="codecs", disable=not progress):
+        if name == "combiner":
+            for batch_rows in run_combiner(items, job, overrides=overrides or {}, progress=progress):
+                record(batch_rows)
+        else:
+            record(run_baseline(items, job))
+    return summary
+
+
+def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:
+    curve_map, incomplete = rd.curves(rows, settings["items"])
+    anchor = settings["anchor"]
+    bd = rd.bd_table(curve_map, anchor) if anchor in curve_map and len(curve_map) > 1 else {}
+    summary = dict(
+        **settings, curves=curve_map, incomplete=incomplete, bd=bd,
+        definitions=dict(rate="mean over items of bits per pixel (images) or kbit/s (audio), "
+                              "from the real file sizes",
+                         psnr="mean over items of per-item PSNR",
+                         psnr_of_mean_mse="PSNR of the mean over items of the MSE"),
+    )
+    rd.write_csv(rows, ROW_FIELDS, out / "rows.csv")
+    rd.write_csv([p for pts in curve_map.values() for p in pts], rd.CURVE_FIELDS, out / "curves.csv")
+    rd.write_json(summary, out / "summary.json")
+    rd.plot(curve_map, out / "rd.png", title=f"{Path(settings['data']).name}: "
+            f"{len(settings['items'])} item(s)", unit=settings["unit"], reference=settings["reference"])
+    return summary
+
+
+def _machine() -> dict:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return dict(platform=platform.platform(), processor=platform.machine(),
+                torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                device=torch.cuda.get_device_name(0) if cuda else "cpu")

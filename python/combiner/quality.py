@@ -1,0 +1,64 @@
+"""Default priors by signal kind and quality level: what ``encode(x, quality=Q)`` uses.
+
+Three families ship inside the package, each a set of priors ``FAMILY-q0`` (lowest rate) to
+``FAMILY-qK`` learned once and partitioned for K + 1 rates (see ``training/train_priors.py``):
+
+- ``thumbnail``: small images (at most ``THUMBNAIL_MAX_PIXELS``, e.g. 32 x 32), one 32 x 32 patch;
+- ``photo``: larger images of any size, cut into 32 x 32 patches that share the prior;
+- ``speech``: 16 kHz audio, cut into 0.1 s chunks.
+
+Each family also carries the encoder settings it was measured with (``ENCODE_DEFAULTS``): a photo
+has hundreds of patches per image, so it gets fewer fitting steps on a fraction of the pixels.
+"""
+
+from __future__ import annotations
+
+from combiner import registry
+from combiner.media import Signal
+from combiner.prior import Prior
+
+DEFAULT_QUALITY = 1
+THUMBNAIL_MAX_PIXELS = 64 * 64
+
+ENCODE_DEFAULTS: dict[str, dict] = {
+    "thumbnail": dict(fit_steps=1500, refine_steps=10, lr=1e-3),
+    "photo": dict(fit_steps=300, refine_steps=3, lr=1e-3, pixel_fraction=0.25),
+    "speech": dict(fit_steps=300, refine_steps=3, lr=1e-3),
+}
+
+
+def family_for(signal: Signal) -> str:
+    """The shipped family suited to ``signal``: thumbnail, photo or speech."""
+    if signal.modality == "audio":
+        return "speech"
+    h, w = signal.values.shape[:2]
+    return "thumbnail" if h * w <= THUMBNAIL_MAX_PIXELS else "photo"
+
+
+def levels(family: str) -> list[str]:
+    """Names of the family's shipped priors, lowest rate first."""
+    names = [n for n in registry.shipped() if n.rsplit("-q", 1)[0] == family]
+    return sorted(names, key=lambda n: int(n.rsplit("-q", 1)[1]))
+
+
+def prior_name_for(signal: Signal, quality: int) -> str:
+    """The shipped prior for ``signal`` at ``quality`` (0 = lowest rate)."""
+    family = family_for(signal)
+    names = levels(family)
+    if isinstance(quality, bool) or not isinstance(quality, int):
+        raise ValueError(f"quality must be an integer, got {quality!r}")
+    if not names:
+        raise ValueError(f"no shipped {family} priors are installed")
+    if not 0 <= quality < len(names):
+        raise ValueError(f"quality {quality} is out of range for {family} signals: "
+                         f"choose 0 (lowest rate) to {len(names) - 1} (highest)")
+    return names[quality]
+
+
+def default_prior(signal: Signal, quality: int = DEFAULT_QUALITY) -> tuple[Prior, dict]:
+    """The shipped prior for ``signal`` at ``quality`` and the encoder settings that go with it."""
+    name = prior_name_for(signal, quality)
+    if signal.modality == "audio" and signal.sample_rate != 16000:
+        raise ValueError(f"the shipped speech priors are for 16 kHz audio, got {signal.sample_rate} Hz; "
+                         "resample the clip or pass a prior learned at its rate")
+    return registry.resolve(name), dict(ENCODE_DEFAULTS[family_for(signal)])

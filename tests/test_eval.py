@@ -1,0 +1,109 @@
+"""`combiner eval`: rows measured from real files, dataset curves, BD-rate, plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from PIL import Image
+
+from combiner import baselines, cli, evaluate, media, rd
+
+from test_quality import smooth_image
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def image_eval(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    for i in range(2):
+        Image.fromarray(smooth_image(32, 32, seed=i)).save(folder / f"img{i}.png")
+    out = tmp_path_factory.mktemp("eval")
+    code = cli.main(["-q", "eval", str(folder), "-o", str(out), "--quality", "0", "1",
+                     "--baselines", "jpeg,webp", "--steps", "20", "--refine-steps", "1"])
+    assert code == 0
+    return folder, out
+
+
+def test_rows_cover_every_codec_setting_and_item(image_eval):
+    folder, out = image_eval
+    rows = list(csv.DictReader(open(out / "rows.csv")))
+    expected = 2 * (2 + len(baselines.get("jpeg").settings) + len(baselines.get("webp").settings))
+    assert len(rows) == expected
+    assert [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()].__len__() == expected
+    for r in rows:
+        assert int(r["bytes"]) > 0 and r["unit"] == "bpp"
+        assert math.isclose(float(r["rate"]), 8 * int(r["bytes"]) / 1024)
+
+
+def test_baseline_rows_are_what_the_codec_really_gives(image_eval):
+    folder, out = image_eval
+    img = np.asarray(Image.open(folder / "img1.png"))
+    row = next(r for r in csv.DictReader(open(out / "rows.csv"))
+               if r["codec"] == "jpeg" and r["setting"] == "50" and r["item"] == "img1")
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=50)
+    decoded = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    assert int(row["bytes"]) == buf.tell()
+    assert math.isclose(float(row["psnr"]), media.psnr(img.astype(float), decoded.astype(float), 255.0))
+
+
+def test_curves_average_items_and_bd_is_computed(image_eval):
+    _, out = image_eval
+    summary = json.loads((out / "summary.json").read_text())
+    rows = list(csv.DictReader(open(out / "rows.csv")))
+    for point in summary["curves"]["combiner"]:
+        mine = [r for r in rows if r["codec"] == "combiner" and r["setting"] == point["setting"]]
+        assert point["items"] == 2
+        assert math.isclose(point["psnr"], np.mean([float(r["psnr"]) for r in mine]))
+        mse = np.mean([float(r["mse"]) for r in mine])
+        assert math.isclose(point["psnr_of_mean_mse"], 10 * math.log10(255**2 / mse))
+    assert summary["bd"]["webp"]["anchor"] == "jpeg"
+    assert summary["bd"]["webp"]["bd_rate_percent"] is not None
+    with Image.open(out / "rd.png") as im:
+        assert im.format == "PNG" and im.size[0] > 100
+
+
+def _curve(rates, psnrs, name="x"):
+    return [dict(codec=name, setting=str(i), rate=r, psnr=p) for i, (r, p) in enumerate(zip(rates, psnrs))]
+
+
+def test_bd_rate_of_a_curve_at_half_the_rate_is_minus_50_percent():
+    rates, psnrs = [0.25, 0.5, 1.0, 2.0], [26.0, 29.0, 32.0, 35.0]
+    table = rd.bd_table({"a": _curve(rates, psnrs), "b": _curve([r / 2 for r in rates], psnrs)}, "a")
+    assert table["b"]["bd_rate_percent"] == pytest.approx(-50.0, abs=1e-6)
+    assert table["b"]["bd_psnr_db"] > 0
+
+
+def test_saturated_settings_are_left_out_of_bd():
+    pts = _curve([2.1, 2.1, 2.1, 2.6, 4.1], [14.9, 14.9, 14.9, 20.3, 28.0])
+    assert [p["rate"] for p in rd._monotone(pts)] == [2.1, 2.6, 4.1]
+
+
+def test_audio_eval_with_lossy_baselines(tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    t = np.arange(16000) / 16000
+    soundfile.write(folder / "a.flac", (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32), 16000)
+    summary = evaluate.evaluate(folder, tmp_path / "out", levels=[], baseline_names=["mp3", "opus"],
+                                seconds=0.5, progress=False)
+    assert summary["unit"] == "kbps" and set(summary["curves"]) == {"mp3", "opus"}
+    rows = list(csv.DictReader(open(tmp_path / "out" / "rows.csv")))
+    for r in rows:  # 0.5 s clip: kbit/s = 8 * bytes / 0.5 / 1000
+        assert math.isclose(float(r["rate"]), 8 * int(r["bytes"]) / 0.5 / 1000)
+        assert float(r["psnr"]) > 20
+
+
+def test_eval_refuses_mixed_or_empty_folders(tmp_path):
+    with pytest.raises(ValueError, match="images or audio"):
+        evaluate.load_items(tmp_path)
+    with pytest.raises(ValueError, match="codes audio"):
+        Image.fromarray(smooth_image(8, 8)).save(tmp_path / "x.png")
+        evaluate.evaluate(tmp_path, tmp_path / "o", levels=[], baseline_names=["mp3"], progress=False)
