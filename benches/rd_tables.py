@@ -1,6 +1,9 @@
 """Markdown tables from ``combiner eval`` summaries, for results/README.md.
 
-    python benches/rd_tables.py results/kodak results/cifar10 results/librispeech
+    python benches/rd_tables.py [--rebuild] results/kodak results/cifar10 results/librispeech
+
+``--rebuild`` first rewrites each folder's summary from its ``rows.jsonl`` (see
+``combiner.evaluate.rebuild``): for a run that was stopped before it finished.
 
 Prints, per folder, one row per codec and setting (rate, mean PSNR, PSNR of the mean MSE, encode
 and decode time per item) and the BD table, straight from ``summary.json``.
@@ -38,4 +41,10 @@ def table(folder: Path) -> str:
 
 
 if __name__ == "__main__":
-    print("\n\n".join(table(Path(f)) for f in sys.argv[1:]))
+    folders = [a for a in sys.argv[1:] if a != "--rebuild"]
+    if "--rebuild" in sys.argv:  # redo summary.json, curves.csv and rd.png from rows.jsonl first
+        from combiner import evaluate
+
+        for f in folders:
+            evaluate.rebuild(f)
+    print("\n\n".join(table(Path(f)) for f in folders))

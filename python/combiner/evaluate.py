@@ -209,6 +209,20 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     return summary
 
 
+def rebuild(out: str | Path) -> dict:
+    """Rewrite the outputs of an eval folder from its ``rows.jsonl`` and the settings in its
+    ``summary.json``: for a run that was stopped, or to redo the summary with newer code."""
+    out = Path(out)
+    old = json.loads((out / "summary.json").read_text())
+    settings = {k: old.get(k) for k in ("command", "data", "items", "modality", "unit", "levels",
+                                         "baselines", "anchor", "encoder_overrides", "machine",
+                                         "reference")}
+    if settings["anchor"] is None and settings["baselines"]:
+        settings["anchor"] = settings["baselines"][0]
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines() if line]
+    return _write_outputs(rows, settings, out)
+
+
 def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:
     curve_map, incomplete = rd.curves(rows, settings["items"])
     anchor = settings["anchor"]
@@ -223,7 +237,8 @@ def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:
     rd.write_csv(rows, ROW_FIELDS, out / "rows.csv")
     rd.write_csv([p for pts in curve_map.values() for p in pts], rd.CURVE_FIELDS, out / "curves.csv")
     rd.write_json(summary, out / "summary.json")
-    rd.plot(curve_map, out / "rd.png", title=f"{Path(settings['data']).name}: "
+    data = Path(settings["data"])
+    rd.plot(curve_map, out / "rd.png", title=f"{data.parent.name}/{data.name}: "
             f"{len(settings['items'])} item(s)", unit=settings["unit"], reference=settings["reference"])
     return summary
 

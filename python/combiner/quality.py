@@ -13,6 +13,8 @@ has hundreds of patches per image, so it gets fewer fitting steps on a fraction 
 
 from __future__ import annotations
 
+import re
+
 from combiner import registry
 from combiner.media import Signal
 from combiner.prior import Prior
@@ -37,8 +39,9 @@ def family_for(signal: Signal) -> str:
 
 def levels(family: str) -> list[str]:
     """Names of the family's shipped priors, lowest rate first."""
-    names = [n for n in registry.shipped() if n.rsplit("-q", 1)[0] == family]
-    return sorted(names, key=lambda n: int(n.rsplit("-q", 1)[1]))
+    pattern = re.compile(re.escape(family) + r"-q(\d+)")
+    levels = {int(m.group(1)): n for n in registry.shipped() if (m := pattern.fullmatch(n))}
+    return [levels[q] for q in sorted(levels)]
 
 
 def prior_name_for(signal: Signal, quality: int) -> str:

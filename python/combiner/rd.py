@@ -73,8 +73,15 @@ def bd_table(curve_map: dict[str, list[dict]], anchor: str) -> dict[str, dict]:
                         *args, method="akima", require_matching_points=False))
                 except Exception as e:  # the package raises on curves it cannot interpolate
                     entry["note"] = f"not computable: {e}"
-            if caught:
-                entry["warning"] = "; ".join(sorted({str(w.message) for w in caught}))
+            messages = sorted({str(w.message) for w in caught})
+            if messages:
+                entry["warning"] = "; ".join(messages)
+            if any("do not overlap" in m for m in messages) or any(
+                    v is not None and not math.isfinite(v)
+                    for v in (entry["bd_rate_percent"], entry["bd_psnr_db"])):
+                # The package still returns a number here; it has no meaning, so none is reported.
+                entry["bd_rate_percent"] = entry["bd_psnr_db"] = None
+                entry.setdefault("note", "the curves do not overlap: BD is undefined")
         table[name] = entry
     return table
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The runs behind results/{kodak,kodak-baselines,cifar10,librispeech}: `combiner eval` on the
+# shared evaluation data, one torch thread and one search thread per run (two runs at a time on
+# the 2-core development machine). Run from the repository root after `pip install .`.
+set -euo pipefail
+DATA=${DATA:-../shared/data}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+
+# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-04 only: one 768 x 512
+# image costs 12-16 minutes per quality level on one CPU core.
+combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak-baselines --reference results/reference/kodak.json
+combiner eval "$DATA/kodak" --limit 4 --quality 0 1 -o results/kodak --reference results/reference/kodak.json
+
+# CIFAR-10: the first 100 test images, all four thumbnail levels (fitted together in one batch).
+combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 -o results/cifar10 --reference results/reference/cifar10.json
+
+# LibriSpeech test-other: the first 3 s of each of the 10 clips, all four speech levels.
+combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 -o results/librispeech --reference results/reference/librispeech.json
