@@ -118,3 +118,22 @@ def test_rebuild_from_the_journal_gives_the_same_summary(image_eval):
     (out / "summary.json").write_text(json.dumps({**before, "curves": {}, "bd": {}}))
     after = evaluate.rebuild(out)
     assert after["curves"] == before["curves"] and after["bd"] == before["bd"]
+
+
+def test_resume_measures_only_what_is_missing(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(smooth_image(16, 16, seed=i)).save(folder / f"i{i}.png")
+    first = evaluate.evaluate(folder, tmp_path / "o", levels=[], baseline_names=["jpeg"], progress=False)
+    journal = (tmp_path / "o" / "rows.jsonl").read_text().splitlines()
+    kept = [line for line in journal if json.loads(line)["item"] == "i0"]  # as if stopped after i0
+    (tmp_path / "o" / "rows.jsonl").write_text("\n".join(kept) + "\n")
+    partial = evaluate.rebuild(tmp_path / "o")
+    assert partial["curves"] == {} and len(partial["incomplete"]) == len(baselines.get("jpeg").settings)
+    again = evaluate.evaluate(folder, tmp_path / "o", levels=[], baseline_names=["jpeg"],
+                              progress=False, resume=True)
+    lines = (tmp_path / "o" / "rows.jsonl").read_text().splitlines()
+    assert lines[: len(kept)] == kept and len(lines) == len(journal)  # i0 rows kept, i1 measured
+    strip = lambda pts: [(p["setting"], p["rate"], p["psnr"]) for p in pts]  # times differ per run
+    assert strip(again["curves"]["jpeg"]) == strip(first["curves"]["jpeg"]) and again["incomplete"] == []

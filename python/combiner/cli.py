@@ -90,7 +90,8 @@ def _eval(args: argparse.Namespace) -> None:
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
                                 overrides=overrides, reference=reference, progress=not args.quiet,
-                                command=args.command_line)
+                                command=args.command_line, resume=args.resume,
+                                max_patches=args.max_patches)
     if args.quiet:
         return
     unit = summary["unit"]
@@ -163,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--resume", action="store_true",
+                    help="keep the rows already in OUT/rows.jsonl and measure only the rest")
+    ev.add_argument("--max-patches", type=int, default=512,
+                    help="combiner codes items together up to this many patches per batch")
     ev.add_argument("--reference", default=None,
                     help="JSON {label: [[rate, psnr], ...]} of published curves to draw")
     ev.set_defaults(func=_eval)

@@ -88,10 +88,11 @@ def _files(folder: Path, modality: str) -> list[Path]:
 
 
 # -- combiner -----------------------------------------------------------------------------------
-def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progress: bool):
+def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progress: bool,
+                 done: frozenset = frozenset(), max_patches: int = MAX_PATCHES_PER_BATCH):
     """Rows of combiner at one quality level (int) or with one prior (name or path), yielded
     batch by batch (a photo batch is one image: minutes on a CPU)."""
-    for prior, options, batch in _batches(items, level, overrides):
+    for prior, options, batch in _batches(items, level, overrides, done, max_patches):
         options = replace(options, progress=progress)
         rows = []
         t0 = time.perf_counter()
@@ -108,14 +109,17 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
         yield rows
 
 
-def _batches(items: list[Item], level: int | str, overrides: dict):
-    """(prior, options, items) groups: items sharing a prior, up to MAX_PATCHES_PER_BATCH patches."""
+def _batches(items: list[Item], level: int | str, overrides: dict, done: frozenset, max_patches: int):
+    """(prior, options, items) groups: items sharing a prior, up to ``max_patches`` patches, leaving
+    out the (codec, setting, item) triples in ``done``."""
     groups: dict[str, tuple] = {}
     for it in items:
         if isinstance(level, int):
             prior, defaults = quality.default_prior(it.signal, level)
         else:
             prior, defaults = registry.resolve(level), {}
+        if ("combiner", codec.prior_name(prior), it.name) in done:
+            continue
         key = prior.prior_id
         groups.setdefault(key, (prior, codec.EncodeOptions(**{**defaults, **overrides}), []))[2].append(it)
     for prior, options, members in groups.values():
@@ -123,7 +127,7 @@ def _batches(items: list[Item], level: int | str, overrides: dict):
         batch, patches = [], 0
         for it in members:
             n = math.prod(math.ceil(s / p) for s, p in zip(it.signal.values.shape, patch))
-            if batch and patches + n > MAX_PATCHES_PER_BATCH:
+            if batch and patches + n > max_patches:
                 yield prior, options, batch
                 batch, patches = [], 0
             batch.append(it)
@@ -133,13 +137,16 @@ def _batches(items: list[Item], level: int | str, overrides: dict):
 
 
 # -- baselines ----------------------------------------------------------------------------------
-def run_baseline(items: list[Item], baseline: baselines.Baseline) -> list[dict]:
+def run_baseline(items: list[Item], baseline: baselines.Baseline,
+                 done: frozenset = frozenset()) -> list[dict]:
     rows = []
     for it in items:
         if baseline.modality != it.signal.modality:
             raise ValueError(f"baseline {baseline.name} is for {baseline.modality}, "
                              f"but {it.name} is {it.signal.modality}")
         for setting in baseline.settings:
+            if (baseline.name, str(setting), it.name) in done:
+                continue
             t0 = time.perf_counter()
             data = baselines.encode(baseline, it.original, setting, it.signal.sample_rate)
             t1 = time.perf_counter()
@@ -165,14 +172,17 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
              baseline_names: list[str] | None = None,
              anchor: str | None = None, limit: int | None = None, seconds: float | None = None,
              overrides: dict | None = None, reference: dict | None = None,
-             progress: bool = True, command: str | None = None) -> dict:
+             progress: bool = True, command: str | None = None, resume: bool = False,
+             max_patches: int = MAX_PATCHES_PER_BATCH) -> dict:
     """Run each baseline and combiner at ``levels`` on the items of ``data``; write to ``out``:
     ``rows.csv`` (one row per codec, setting and item), ``rows.jsonl``, ``curves.csv``,
     ``summary.json`` (curves, BD table, settings, machine) and ``rd.png``. Returns the summary.
 
     The cheap baselines run first, and every output is rewritten after each batch, so a long
     run that is stopped leaves consistent files with what it measured; a setting that has not
-    coded every item yet is listed under ``incomplete`` and kept out of the curves."""
+    coded every item yet is listed under ``incomplete`` and kept out of the curves. With
+    ``resume``, the rows already in ``out/rows.jsonl`` are kept and not measured again.
+    ``max_patches`` bounds a combiner batch (smaller batches: rows arrive sooner)."""
     items = load_items(data, limit=limit, seconds=seconds)
     modality = items[0].signal.modality
     baseline_names = DEFAULT_BASELINES[modality] if baseline_names is None else baseline_names
@@ -182,14 +192,17 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
             raise ValueError(f"baseline {b.name} codes {b.modality}, but {data} holds {modality}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "rows.jsonl").write_text("")
+    journal = out / "rows.jsonl"
+    previous = _read_journal(journal) if resume and journal.exists() else []
+    journal.write_text("".join(json.dumps(r) + "\n" for r in previous))
+    done = frozenset((r["codec"], r["setting"], r["item"]) for r in previous)
     settings = dict(
         command=command, data=str(data), items=[it.name for it in items], modality=modality,
         unit=items[0].unit, levels=[str(lvl) for lvl in levels], baselines=baseline_names,
         anchor=anchor or (baseline_names[0] if baseline_names else None),
         encoder_overrides=overrides or {}, machine=_machine(), reference=reference or {},
     )
-    rows: list[dict] = []
+    rows: list[dict] = list(previous)
     summary: dict = {}
 
     def record(new: list[dict]) -> None:
@@ -202,10 +215,11 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     jobs = [(b.name, b) for b in chosen] + [("combiner", lvl) for lvl in levels]
     for name, job in tqdm(jobs, desc="codecs", disable=not progress):
         if name == "combiner":
-            for batch_rows in run_combiner(items, job, overrides=overrides or {}, progress=progress):
+            for batch_rows in run_combiner(items, job, overrides=overrides or {}, progress=progress,
+                                           done=done, max_patches=max_patches):
                 record(batch_rows)
         else:
-            record(run_baseline(items, job))
+            record(run_baseline(items, job, done))
     return summary
 
 
@@ -219,8 +233,11 @@ def rebuild(out: str | Path) -> dict:
                                          "reference")}
     if settings["anchor"] is None and settings["baselines"]:
         settings["anchor"] = settings["baselines"][0]
-    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines() if line]
-    return _write_outputs(rows, settings, out)
+    return _write_outputs(_read_journal(out / "rows.jsonl"), settings, out)
+
+
+def _read_journal(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:
