@@ -121,7 +121,8 @@ def plot(curve_map: dict[str, list[dict]], path: Path, *, title: str, unit: str,
     ax.set_ylabel("PSNR (dB), mean over items")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.lines:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
