@@ -37,7 +37,7 @@ def test_rows_cover_every_codec_setting_and_item(image_eval):
     rows = list(csv.DictReader(open(out / "rows.csv")))
     expected = 2 * (2 + len(baselines.get("jpeg").settings) + len(baselines.get("webp").settings))
     assert len(rows) == expected
-    assert [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()].__len__() == expected
+    assert len((out / "rows.jsonl").read_text().splitlines()) == expected
     for r in rows:
         assert int(r["bytes"]) > 0 and r["unit"] == "bpp"
         assert math.isclose(float(r["rate"]), 8 * int(r["bytes"]) / 1024)

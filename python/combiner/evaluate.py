@@ -113,11 +113,14 @@ def _batches(items: list[Item], level: int | str, overrides: dict, done: frozens
     """(prior, options, items) groups: items sharing a prior, up to ``max_patches`` patches, leaving
     out the (codec, setting, item) triples in ``done``."""
     groups: dict[str, tuple] = {}
+    loaded: dict[tuple, tuple] = {}  # one file read per prior, not one per item
     for it in items:
-        if isinstance(level, int):
-            prior, defaults = quality.default_prior(it.signal, level)
-        else:
-            prior, defaults = registry.resolve(level), {}
+        name = quality.prior_name_for(it.signal, level) if isinstance(level, int) else str(level)
+        key = (name, it.signal.sample_rate)  # default_prior also checks the sample rate
+        if key not in loaded:
+            loaded[key] = (quality.default_prior(it.signal, level) if isinstance(level, int)
+                           else (registry.resolve(level), {}))
+        prior, defaults = loaded[key]
         if ("combiner", codec.prior_name(prior), it.name) in done:
             continue
         key = prior.prior_id
