@@ -20,10 +20,9 @@ import numpy as np
 class Baseline:
     name: str
     modality: str  # "image" or "audio"
-    settings: tuple  # the sweep, lowest rate first
-    encode: Callable  # (array, setting[, sample_rate]) -> bytes
-    decode: Callable  # bytes -> array
-    setting_name: str
+    settings: tuple  # the sweep, lowest rate first: quality (JPEG, WebP, AVIF), target bpp
+    encode: Callable  # (array, setting[, sample_rate]) -> bytes      (JPEG 2000), or libsndfile's
+    decode: Callable  # bytes -> array                                 compression level (audio)
 
 
 # -- images: uint8 H x W x 3 in, uint8 H x W x 3 out ---------------------------------------------
@@ -32,13 +31,13 @@ def _pillow_encode(format: str, **fixed) -> Callable[[np.ndarray, object], bytes
 
     def encode(img: np.ndarray, setting) -> bytes:
         buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format=format, **fixed, **_setting_kwargs(format, setting, img))
+        Image.fromarray(img).save(buf, format=format, **fixed, **_setting_kwargs(format, setting))
         return buf.getvalue()
 
     return encode
 
 
-def _setting_kwargs(format: str, setting, img: np.ndarray) -> dict:
+def _setting_kwargs(format: str, setting) -> dict:
     if format == "JPEG2000":
         # OpenJPEG's rate control takes a compression ratio; the sweep is in target bits per pixel
         # (24 bpp raw RGB), which is what users compare.
@@ -55,16 +54,15 @@ def _pillow_decode(data: bytes) -> np.ndarray:
 
 IMAGE_BASELINES = {
     "jpeg": Baseline("jpeg", "image", (2, 5, 10, 20, 35, 50, 70, 85, 95),
-                     _pillow_encode("JPEG"), _pillow_decode, "quality"),
+                     _pillow_encode("JPEG"), _pillow_decode),
     "webp": Baseline("webp", "image", (0, 5, 15, 30, 50, 70, 85, 95),
-                     _pillow_encode("WEBP", method=6), _pillow_decode, "quality"),
+                     _pillow_encode("WEBP", method=6), _pillow_decode),
     "avif": Baseline("avif", "image", (5, 15, 25, 40, 55, 70, 85, 95),
-                     _pillow_encode("AVIF", speed=6), _pillow_decode, "quality"),
+                     _pillow_encode("AVIF", speed=6), _pillow_decode),
     "jpeg2000": Baseline("jpeg2000", "image", (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 4.0),
                          # mct=1: code RGB as YCbCr, as every JPEG 2000 comparison does (Pillow's
                          # default codes the three channels independently, about 4 dB worse).
-                         _pillow_encode("JPEG2000", irreversible=True, mct=1), _pillow_decode,
-                         "target_bpp"),
+                         _pillow_encode("JPEG2000", irreversible=True, mct=1), _pillow_decode),
 }
 
 
@@ -91,11 +89,11 @@ def _soundfile_decode(data: bytes) -> np.ndarray:
 
 AUDIO_BASELINES = {
     "mp3": Baseline("mp3", "audio", (0.95, 0.9, 0.6, 0.3, 0.0),
-                    _soundfile_encode("MP3", "MPEG_LAYER_III"), _soundfile_decode, "compression_level"),
+                    _soundfile_encode("MP3", "MPEG_LAYER_III"), _soundfile_decode),
     "vorbis": Baseline("vorbis", "audio", (1.0, 0.9, 0.6, 0.3, 0.0),
-                       _soundfile_encode("OGG", "VORBIS"), _soundfile_decode, "compression_level"),
+                       _soundfile_encode("OGG", "VORBIS"), _soundfile_decode),
     "opus": Baseline("opus", "audio", (1.0, 0.98, 0.96, 0.93, 0.9, 0.6),
-                     _soundfile_encode("OGG", "OPUS"), _soundfile_decode, "compression_level"),
+                     _soundfile_encode("OGG", "OPUS"), _soundfile_decode),
 }
 
 BASELINES = {**IMAGE_BASELINES, **AUDIO_BASELINES}
