@@ -85,6 +85,16 @@ def test_bd_rate_of_a_curve_at_half_the_rate_is_minus_50_percent():
     assert table["b"]["bd_psnr_db"] > 0
 
 
+def test_curves_keep_to_the_items_asked_for():
+    row = dict(codec="x", setting="1", rate=1.0, unit="bpp", encode_s=1.0, decode_s=0.1)
+    rows = [dict(row, item="a", psnr=30.0, mse=65.0), dict(row, item="b", psnr=20.0, mse=650.0),
+            dict(row, item="c", psnr=10.0, mse=6500.0)]  # c: coded by a run over more items
+    curve_map, incomplete = rd.curves(rows, ["a", "b"])
+    assert incomplete == [] and curve_map["x"][0]["psnr"] == 25.0 and curve_map["x"][0]["items"] == 2
+    curve_map, incomplete = rd.curves(rows[:1], ["a", "b"])
+    assert curve_map == {} and incomplete == [dict(codec="x", setting="1", items=1)]
+
+
 def test_saturated_settings_are_left_out_of_bd():
     pts = _curve([2.1, 2.1, 2.1, 2.6, 4.1], [14.9, 14.9, 14.9, 20.3, 28.0])
     assert [p["rate"] for p in rd._monotone(pts)] == [2.1, 2.6, 4.1]

@@ -24,12 +24,13 @@ def curves(rows: list[dict], items: list[str]) -> tuple[dict[str, list[dict]], l
     ``items``, so that all points average the same items; settings still missing some are
     returned apart as ``{codec, setting, items}``."""
     by_setting: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in rows:
+    wanted = set(items)
+    for r in (r for r in rows if r["item"] in wanted):  # a journal may hold other items too
         by_setting[(r["codec"], r["setting"])].append(r)
     out: dict[str, list[dict]] = defaultdict(list)
     incomplete = []
     for (name, setting), group in by_setting.items():
-        if {r["item"] for r in group} != set(items):
+        if {r["item"] for r in group} != wanted:
             incomplete.append(dict(codec=name, setting=setting, items=len(group)))
             continue
         mse = np.array([r["mse"] for r in group], dtype=np.float64)

@@ -1,0 +1,62 @@
+"""Merge ``combiner eval`` folders that coded different items of one dataset (runs split over
+processes or machines) into the first one, then rebuild its outputs.
+
+    python benches/merge_runs.py results/kodak /tmp/kodak-part2 [...]
+
+Rows of the other folders' ``rows.jsonl`` are appended to the first folder's journal unless it
+already has that (codec, setting, item). The summary then covers the items that have a row for
+every (codec, setting) in the journal, so that every point of every curve averages the same
+items; rows of items still missing a setting stay in the journal for a later merge or
+``--resume``. The commands of all runs are kept in the summary.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from combiner import evaluate
+
+SUFFIX = " (merged by benches/merge_runs.py)"
+
+
+def _journal(folder: Path) -> list[dict]:
+    path = folder / "rows.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def complete_items(rows: list[dict]) -> list[str]:
+    """Items with a row for every (codec, setting) present in ``rows``, sorted by name."""
+    settings = {(r["codec"], r["setting"]) for r in rows}
+    have: dict[str, set] = {}
+    for r in rows:
+        have.setdefault(r["item"], set()).add((r["codec"], r["setting"]))
+    return sorted(item for item, s in have.items() if s == settings)
+
+
+def merge(dest: Path, sources: list[Path]) -> dict:
+    rows = _journal(dest)
+    seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
+    summary = json.loads((dest / "summary.json").read_text())
+    commands = summary["command"].removesuffix(SUFFIX).split(" ; ")
+    for src in sources:
+        for r in _journal(src):
+            key = (r["codec"], r["setting"], r["item"])
+            if key not in seen:
+                rows.append(r)
+                seen.add(key)
+        other = json.loads((src / "summary.json").read_text())["command"]
+        commands += other.removesuffix(SUFFIX).split(" ; ")
+    (dest / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary["items"] = complete_items(rows)
+    summary["command"] = " ; ".join(dict.fromkeys(commands)) + SUFFIX
+    (dest / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return evaluate.rebuild(dest)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    merged = merge(Path(sys.argv[1]), [Path(a) for a in sys.argv[2:]])
+    print(f"{sys.argv[1]}: {len(merged['items'])} items: {', '.join(merged['items'])}")
