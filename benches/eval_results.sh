@@ -25,4 +25,6 @@ combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -
 # LibriSpeech test-other: the first 3 s of each of the 10 clips, all four speech levels.
 # (The committed run coded q0 as one batch, then was resumed with --resume --max-patches 30, one
 # clip per batch, and stopped after q2.)
-combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 -o results/librispeech --reference results/reference/librispeech.json
+# It ran with the speech defaults of the time (300 fitting steps, 3 refinement steps per round);
+# --steps 300 --refine-steps 3 repeats it. Without them, the current defaults (1,200 + 10) apply.
+combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 --steps 300 --refine-steps 3 -o results/librispeech --reference results/reference/librispeech.json
