@@ -21,11 +21,6 @@ from combiner import evaluate
 SUFFIX = " (merged by benches/merge_runs.py)"
 
 
-def _journal(folder: Path) -> list[dict]:
-    path = folder / "rows.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def complete_items(rows: list[dict]) -> list[str]:
     """Items with a row for every (codec, setting) present in ``rows``, sorted by name."""
     settings = {(r["codec"], r["setting"]) for r in rows}
@@ -36,12 +31,12 @@ def complete_items(rows: list[dict]) -> list[str]:
 
 
 def merge(dest: Path, sources: list[Path]) -> dict:
-    rows = _journal(dest)
+    rows = evaluate.read_journal(dest / "rows.jsonl")
     seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
     summary = json.loads((dest / "summary.json").read_text())
     commands = summary["command"].removesuffix(SUFFIX).split(" ; ")
     for src in sources:
-        for r in _journal(src):
+        for r in evaluate.read_journal(src / "rows.jsonl"):
             key = (r["codec"], r["setting"], r["item"])
             if key not in seen:
                 rows.append(r)

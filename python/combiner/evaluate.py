@@ -196,7 +196,7 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "rows.jsonl"
-    previous = _read_journal(journal) if resume and journal.exists() else []
+    previous = read_journal(journal) if resume and journal.exists() else []
     journal.write_text("".join(json.dumps(r) + "\n" for r in previous))
     done = frozenset((r["codec"], r["setting"], r["item"]) for r in previous)
     settings = dict(
@@ -236,10 +236,11 @@ def rebuild(out: str | Path) -> dict:
                                          "reference")}
     if settings["anchor"] is None and settings["baselines"]:
         settings["anchor"] = settings["baselines"][0]
-    return _write_outputs(_read_journal(out / "rows.jsonl"), settings, out)
+    return _write_outputs(read_journal(out / "rows.jsonl"), settings, out)
 
 
-def _read_journal(path: Path) -> list[dict]:
+def read_journal(path: Path) -> list[dict]:
+    """The rows of an eval journal (``rows.jsonl``), in the order they were measured."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
