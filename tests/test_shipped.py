@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,8 @@ def test_committed_sample_bitstream_decodes_to_the_same_pixels():
     assert abs(media.psnr(original.astype(float), out.astype(float), 255.0) - 24.46) < 0.01
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared evaluation data, beside the checkout (or where COMBINER_SHARED_DATA says).
+SHARED = Path(os.environ.get("COMBINER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 @pytest.mark.parametrize("name, source, sha256, reported", [
