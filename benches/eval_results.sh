@@ -6,15 +6,15 @@ set -euo pipefail
 DATA=${DATA:-../shared/data}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
-# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-04 only: one 768 x 512
+# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-05 only: one 768 x 512
 # image costs about 20 minutes per quality level on one CPU core. The committed run split the
-# four images over two processes and merged them (the second on a folder of links to
-# kodim03-04):
+# five images over processes and merged them (the later ones on folders of links to
+# kodim03-04 and kodim05, one process per level for kodim05):
 #   combiner eval "$DATA/kodak" --limit 2 --quality 0 1 -o results/kodak ... --resume
 #   combiner eval kodim03-04/ --quality 0 1 -o OTHER ... ; python benches/merge_runs.py results/kodak OTHER
 # Each image is its own batch, so this one command codes the same batches:
 combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak-baselines --reference results/reference/kodak.json
-combiner eval "$DATA/kodak" --limit 4 --quality 0 1 -o results/kodak --reference results/reference/kodak.json
+combiner eval "$DATA/kodak" --limit 5 --quality 0 1 -o results/kodak --reference results/reference/kodak.json
 python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 
 # CIFAR-10: the first 100 test images, all four thumbnail levels (fitted together in one batch).
