@@ -91,7 +91,7 @@ def _eval(args: argparse.Namespace) -> None:
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
                                 overrides=overrides, reference=reference, progress=not args.quiet,
                                 command=args.command_line, resume=args.resume,
-                                max_patches=args.max_patches)
+                                max_patches=args.max_patches or evaluate.MAX_PATCHES_PER_BATCH)
     if args.quiet:
         return
     unit = summary["unit"]
@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None)
     ev.add_argument("--resume", action="store_true",
                     help="keep the rows already in OUT/rows.jsonl and measure only the rest")
-    ev.add_argument("--max-patches", type=int, default=512,
+    ev.add_argument("--max-patches", type=int, default=None,  # None: evaluate.MAX_PATCHES_PER_BATCH
                     help="combiner codes items together up to this many patches per batch")
     ev.add_argument("--reference", default=None,
                     help="JSON {label: [[rate, psnr], ...]} of published curves to draw")
