@@ -85,7 +85,8 @@ def _eval(args: argparse.Namespace) -> None:
     levels = [] if args.no_combiner else (args.prior or args.quality)
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
     overrides = {k: v for k, v in dict(fit_steps=args.steps, refine_steps=args.refine_steps,
-                                       device=args.device).items() if v is not None}
+                                       device=args.device, search=args.search).items()
+                 if v is not None}
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--search", choices=("auto", "cpu", "gpu"), default=None,
+                    help="where the A* search runs (default auto: the GPU when fitting on CUDA "
+                         "with CuPy installed; same bitstreams either way)")
     ev.add_argument("--resume", action="store_true",
                     help="keep the rows already in OUT/rows.jsonl and measure only the rest")
     ev.add_argument("--max-patches", type=int, default=None,  # None: evaluate.MAX_PATCHES_PER_BATCH

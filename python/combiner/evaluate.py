@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, replace
@@ -267,7 +268,10 @@ def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:
 def _machine() -> dict:
     import torch
 
+    from combiner import gpu_search
+
     cuda = torch.cuda.is_available()
     return dict(platform=platform.platform(), processor=platform.machine(),
                 torch=torch.__version__, torch_threads=torch.get_num_threads(),
-                device=torch.cuda.get_device_name(0) if cuda else "cpu")
+                device=torch.cuda.get_device_name(0) if cuda else "cpu",
+                cpu_count=os.cpu_count(), gpu_search_available=cuda and gpu_search.available())

@@ -268,6 +268,13 @@ fn ordered_gumbels<'py>(
     ))
 }
 
+/// The 32-byte ChaCha20 key of the candidate stream for `seed` (input of the GPU search).
+#[pyfunction]
+#[pyo3(signature = (*, seed))]
+fn candidate_key(py: Python<'_>, seed: u64) -> Bound<'_, PyBytes> {
+    PyBytes::new(py, &rng::derive_key(rng::CANDIDATE_DOMAIN, seed))
+}
+
 /// Raw ChaCha20 keystream bytes for a 32-byte key, 64-bit stream and 32-bit word position.
 #[pyfunction]
 #[pyo3(signature = (key, *, stream, word_pos, nbytes))]
@@ -365,6 +372,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TrailingDataError", py.get_type::<TrailingDataError>())?;
     m.add("FORMAT_VERSION", container::VERSION)?;
     m.add("MAX_KAPPA", search::MAX_KAPPA)?;
+    m.add("MAX_BLOCK_DIM", search::MAX_BLOCK_DIM)?;
     m.add_function(wrap_pyfunction!(encode_block, m)?)?;
     m.add_function(wrap_pyfunction!(encode_blocks, m)?)?;
     m.add_function(wrap_pyfunction!(decode_block, m)?)?;
@@ -372,6 +380,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(candidate_normals, m)?)?;
     m.add_function(wrap_pyfunction!(ordered_gumbels, m)?)?;
     m.add_function(wrap_pyfunction!(chacha20_keystream, m)?)?;
+    m.add_function(wrap_pyfunction!(candidate_key, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     Ok(())
