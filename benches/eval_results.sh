@@ -6,7 +6,11 @@ set -euo pipefail
 DATA=${DATA:-../shared/data}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
-# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-05 only: one 768 x 512
+# Session 4 coded the rest on a lent GPU machine with benches/device_run.sh (Kodak kodim06-20 at
+# q0/q1, photo-q2, CIFAR q3, speech q0-q3 with the current defaults) and merged the folders into
+# these with benches/merge_runs.py; results/README.md says which rows came from where.
+#
+# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-05 here: one 768 x 512
 # image costs about 20 minutes per quality level on one CPU core. The committed run split the
 # five images over processes and merged them (the later ones on folders of links to
 # kodim03-04 and kodim05, one process per level for kodim05):

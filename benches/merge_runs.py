@@ -7,7 +7,8 @@ Rows of the other folders' ``rows.jsonl`` are appended to the first folder's jou
 already has that (codec, setting, item). The summary then covers the items that have a row for
 every (codec, setting) in the journal, so that every point of every curve averages the same
 items; rows of items still missing a setting stay in the journal for a later merge or
-``--resume``. The commands of all runs are kept in the summary.
+``--resume``. The commands of all runs are kept in the summary, and the machines of all runs in
+its ``machines`` list (its ``machine`` stays the first folder's).
 """
 
 from __future__ import annotations
@@ -35,17 +36,20 @@ def merge(dest: Path, sources: list[Path]) -> dict:
     seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
     summary = json.loads((dest / "summary.json").read_text())
     commands = summary["command"].removesuffix(SUFFIX).split(" ; ")
+    machines = summary.get("machines") or [summary["machine"]]
     for src in sources:
         for r in evaluate.read_journal(src / "rows.jsonl"):
             key = (r["codec"], r["setting"], r["item"])
             if key not in seen:
                 rows.append(r)
                 seen.add(key)
-        other = json.loads((src / "summary.json").read_text())["command"]
-        commands += other.removesuffix(SUFFIX).split(" ; ")
+        other = json.loads((src / "summary.json").read_text())
+        commands += other["command"].removesuffix(SUFFIX).split(" ; ")
+        machines += [m for m in other.get("machines") or [other["machine"]] if m not in machines]
     (dest / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary["items"] = complete_items(rows)
     summary["command"] = " ; ".join(dict.fromkeys(commands)) + SUFFIX
+    summary["machines"] = machines
     (dest / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return evaluate.rebuild(dest)
 

@@ -34,9 +34,13 @@ def table(folder: Path) -> str:
             dpsnr = "n/a" if e["bd_psnr_db"] is None else f"{e['bd_psnr_db']:+.2f}"
             note = "; ".join(x for x in (e.get("note"), e.get("warning")) if x)
             lines.append(f"| {name} | {rate} | {dpsnr} | {note} |")
-    m = s["machine"]
-    lines += ["", f"Command: `{s.get('command')}`", "", f"Machine: {m['processor']}, {m['device']}, torch {m['torch']} with "
-                  f"{m['torch_threads']} thread(s). Encoder overrides: {s['encoder_overrides'] or 'none'}."]
+    machines = "; ".join(
+        f"{m['processor']}, {m['device']}"
+        f"{', %d CPUs' % m['cpu_count'] if m.get('cpu_count') else ''}, torch {m['torch']} with "
+        f"{m['torch_threads']} thread(s)" for m in s.get("machines") or [s["machine"]])
+    lines += ["", f"Command: `{s.get('command')}`", "",
+              f"Machine{'s' if len(s.get('machines') or []) > 1 else ''}: {machines}. "
+              f"Encoder overrides: {s['encoder_overrides'] or 'none'}."]
     return "\n".join(lines)
 
 

@@ -235,6 +235,8 @@ def rebuild(out: str | Path) -> dict:
     settings = {k: old.get(k) for k in ("command", "data", "items", "modality", "unit", "levels",
                                          "baselines", "anchor", "encoder_overrides", "machine",
                                          "reference")}
+    if "machines" in old:  # folders merged from runs on several machines
+        settings["machines"] = old["machines"]
     if settings["anchor"] is None and settings["baselines"]:
         settings["anchor"] = settings["baselines"][0]
     return _write_outputs(read_journal(out / "rows.jsonl"), settings, out)
