@@ -130,6 +130,18 @@ def test_rebuild_from_the_journal_gives_the_same_summary(image_eval):
     assert after["curves"] == before["curves"] and after["bd"] == before["bd"]
 
 
+def test_rebuild_keeps_the_machines_of_a_merged_folder(image_eval):
+    _, out = image_eval
+    before = json.loads((out / "summary.json").read_text())
+    assert "machines" not in before  # a plain run records one machine
+    machines = [before["machine"], {**before["machine"], "device": "NVIDIA H200"}]
+    (out / "summary.json").write_text(json.dumps({**before, "machines": machines}))
+    assert evaluate.rebuild(out)["machines"] == machines
+    evaluate.rebuild(out)  # keeps them: the key survives a second rebuild
+    assert json.loads((out / "summary.json").read_text())["machines"] == machines
+    (out / "summary.json").write_text(json.dumps(before))  # the fixture is shared
+
+
 def test_resume_measures_only_what_is_missing(tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
