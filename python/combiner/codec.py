@@ -219,7 +219,8 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, local_
 
 def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchResult]:
     """The block search for ``EncodeOptions.search``: both give the same indices (gpu_search
-    ports the Rust scoring op for op), the GPU's in a fraction of the time."""
+    ports the Rust scoring op for op), the GPU's in a fraction of the time. The GPU search runs
+    on CuPy's current device (GPU 0 unless the caller selects another)."""
     if where not in ("auto", "cpu", "gpu"):
         raise ValueError(f"search must be 'auto', 'cpu' or 'gpu', not {where!r}")
     if where == "gpu" and not gpu_search.available():
