@@ -19,6 +19,7 @@ without a GPU, :func:`available` is False and the encoder searches on the CPU.
 from __future__ import annotations
 
 import functools
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -50,16 +51,21 @@ def _module():
 
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether a CUDA GPU and CuPy are present and the kernel compiles."""
+    """Whether a CUDA GPU and CuPy are present and the kernel compiles (warns if it does not)."""
     try:
         import cupy
 
         if cupy.cuda.runtime.getDeviceCount() < 1:
             return False
-        _module().get_function("score_candidates")
-        return True
-    except Exception:  # noqa: BLE001 - any failure (no CuPy, no driver, no NVRTC) means "no"
+    except Exception:  # noqa: BLE001 - no CuPy, or no usable driver: the CPU search it is
         return False
+    try:
+        _module().get_function("score_candidates")
+    except Exception as e:  # noqa: BLE001 - NVRTC missing or a compile error
+        warnings.warn(f"CuPy is installed but the GPU search kernel did not compile ({e}); "
+                      "the search runs on the CPU", RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 def encode_blocks(
