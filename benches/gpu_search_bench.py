@@ -1,4 +1,4 @@
-"""Time the A* search on the GPU (``gpu_search``) against the Rust search on every CPU core, on the
+"""Time the A* search on the GPU (``gpu_search``) against the Rust search on the CPU, on the
 blocks of one coding round of a Kodak image at photo-q1 (384 patches, blocks of 163 weights,
 2^16 candidates each), and check that both pick the same indices.
 
@@ -71,7 +71,8 @@ def main() -> None:
         *few, sizes[: a.cpu_blocks], seed=1, block_ids=ids[: a.cpu_blocks], kappa=kappa,
         early_stop=True))
     result = dict(
-        blocks=n, cpu_blocks=a.cpu_blocks, dim=d, kappa=kappa, cpu_threads=os.cpu_count(),
+        blocks=n, cpu_blocks=a.cpu_blocks, dim=d, kappa=kappa, cpu_count=os.cpu_count(),
+        cpu_affinity=len(os.sched_getaffinity(0)), rayon_threads=os.environ.get("RAYON_NUM_THREADS"),
         gpu=cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(),
         same_indices=bool((g_few.indices == c_few.indices).all()),
         same_samples=g_few.samples.tobytes() == c_few.samples.tobytes(),
