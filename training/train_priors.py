@@ -8,6 +8,10 @@ Each family is one learned prior (means and stds) partitioned for four or more r
 ``NAME-q0`` (lowest rate) ... ``NAME-qK``. The recipes below are the exact settings, seeds and data
 of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with one torch
 thread (``--threads``). Training never reads Kodak or the test splits: those are for evaluation.
+
+``--iterations``, ``--steps`` and ``--first-steps`` change the learning budget for experiments
+(write those elsewhere than the shipped folder): e.g. the session-4 photo experiment in
+``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``.
 """
 
 from __future__ import annotations
@@ -42,12 +46,16 @@ RECIPES = {
 COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, pixel_fraction=0.25)
 
 
-def train(family: str, out: Path, data: Path, device: str | None) -> list[dict]:
-    recipe = dict(RECIPES[family])
+def train(family: str, out: Path, data: Path, device: str | None,
+          budget: dict | None = None) -> list[dict]:
+    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps."""
+    budget = budget or {}
+    recipe = {**RECIPES[family], **{k: v for k, v in budget.items() if k in RECIPES[family]}}
+    common = {**COMMON, **{k: v for k, v in budget.items() if k in COMMON}}
     folder = data / recipe.pop("folder")
     t0 = time.perf_counter()
     priors = learn_prior_from_folder(folder, name=family, device=device, progress=False,
-                                     **recipe, **COMMON)
+                                     **recipe, **common)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -67,9 +75,14 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu", help="cpu (the shipped files) or cuda")
+    ap.add_argument("--iterations", type=int, default=None, help="learning rounds (experiments)")
+    ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
+    ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    train(args.family, args.out, args.data, args.device)
+    budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
+                                    first_steps=args.first_steps).items() if v is not None}
+    train(args.family, args.out, args.data, args.device, budget)
 
 
 if __name__ == "__main__":
