@@ -14,8 +14,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from combiner import gpu_search, rec
-from combiner import _core
+from combiner import _core, gpu_search, rec
 
 C = ctypes
 F32P, F64P, U32P = (np.ctypeslib.ndpointer(t, flags="C") for t in (np.float32, np.float64, np.uint32))
