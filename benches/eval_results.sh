@@ -1,34 +1,31 @@
 #!/usr/bin/env bash
 # The runs behind results/{kodak,kodak-baselines,cifar10,librispeech}: `combiner eval` on the
-# shared evaluation data, one torch thread and one search thread per run (two runs at a time on
-# the 2-core development machine). Run from the repository root after `pip install .`.
+# shared evaluation data. Run from the repository root after `pip install .`. On a CPU, one torch
+# thread and one search thread per run; with a CUDA GPU and CuPy the search runs on the GPU
+# (`--search auto`) and gives the same bitstreams for the same posteriors.
+#
+# The committed folders were not made by these commands in one go: they were split over
+# processes and machines (the 2-core development CPU in sessions 2-4, a lent H200 in session 4
+# via benches/device_run.sh) and merged with benches/merge_runs.py; results/README.md says which
+# rows came from where, and each summary.json keeps every command and machine. Each Kodak image
+# and each level is its own batch, and CIFAR-10 and speech code all items of a level in one
+# batch, so these commands code the same batches as the committed runs.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
-# Session 4 coded the rest on a lent GPU machine with benches/device_run.sh (Kodak kodim06-20 at
-# q0/q1, photo-q2, CIFAR q3, speech q0-q3 with the current defaults) and merged the folders into
-# these with benches/merge_runs.py; results/README.md says which rows came from where.
-#
-# Kodak: every baseline on kodim01-20 (seconds), combiner on kodim01-05 here: one 768 x 512
-# image costs about 20 minutes per quality level on one CPU core. The committed run split the
-# five images over processes and merged them (the later ones on folders of links to
-# kodim03-04 and kodim05, one process per level for kodim05):
-#   combiner eval "$DATA/kodak" --limit 2 --quality 0 1 -o results/kodak ... --resume
-#   combiner eval kodim03-04/ --quality 0 1 -o OTHER ... ; python benches/merge_runs.py results/kodak OTHER
-# Each image is its own batch, so this one command codes the same batches:
+# Kodak: every baseline on kodim01-20 (seconds); combiner on kodim01-20 at photo-q0..q2 (about
+# 20 minutes per image and level on one CPU core, 30-45 s on the H200); then the baselines at
+# combiner's exact file sizes.
 combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak-baselines --reference results/reference/kodak.json
-combiner eval "$DATA/kodak" --limit 5 --quality 0 1 -o results/kodak --reference results/reference/kodak.json
+combiner eval "$DATA/kodak" --quality 0 1 2 -o results/kodak --reference results/reference/kodak.json
 python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 
-# CIFAR-10: the first 100 test images, all four thumbnail levels (fitted together in one batch).
-# (The committed run was stopped during q3; its summary was rebuilt with WebP as the BD anchor:
-# set "anchor": "webp" in summary.json, then python benches/rd_tables.py --rebuild results/cifar10.)
+# CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came
+# from the H200). WebP is the BD anchor: JPEG's smallest 32 x 32 file overlaps nothing.
 combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -o results/cifar10 --reference results/reference/cifar10.json
 
-# LibriSpeech test-other: the first 3 s of each of the 10 clips, all four speech levels.
-# (The committed run coded q0 as one batch, then was resumed with --resume --max-patches 30, one
-# clip per batch, and stopped after q2.)
-# It ran with the speech defaults of the time (300 fitting steps, 3 refinement steps per round);
-# --steps 300 --refine-steps 3 repeats it. Without them, the current defaults (1,200 + 10) apply.
-combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 --steps 300 --refine-steps 3 -o results/librispeech --reference results/reference/librispeech.json
+# LibriSpeech test-other: the first 3 s of each of the 10 clips, all four speech levels with the
+# current defaults (the committed combiner rows came from the H200; the baseline rows from the
+# session-2 CPU run, whose combiner rows used 300 fitting + 3 refinement steps and were replaced).
+combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 -o results/librispeech --reference results/reference/librispeech.json
