@@ -23,6 +23,9 @@ def test_shipped_priors_load_and_are_consistent():
         prior = combiner.Prior.load(path)
         assert prior.kind["name"] == name  # the id a bitstream records finds this very file
         assert prior.kind["modality"] in ("image", "audio")
+    for stem, path in registry.retired().items():
+        prior = combiner.Prior.load(path)
+        assert stem == f"{prior.kind['name']}.{prior.content_hash()[:8].hex()}"
 
 
 def test_family_name_picks_the_middle_level():
@@ -37,6 +40,46 @@ def test_decode_finds_the_shipped_prior_by_name():
     data = combiner.encode(img, prior="thumbnail-q0", fit_steps=30, refine_steps=1, progress=False)
     assert combiner.api.info(data)["prior_id"] == "thumbnail-q0"
     assert combiner.decode(data).shape == (32, 32, 3)  # no prior given
+
+
+def _thumbnail_bitstream(prior: str) -> bytes:
+    img = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return combiner.encode(img, prior=prior, fit_steps=20, refine_steps=0, progress=False)
+
+
+def test_a_replaced_prior_still_decodes_its_old_bitstreams(tmp_path, monkeypatch):
+    """A release that replaces `thumbnail-q0` moves the old file to retired/NAME.HASH: bitstreams
+    coded with the old one decode as before; without it they are refused, never decoded wrongly."""
+    import shutil
+
+    shipped = registry.shipped()
+    data = _thumbnail_bitstream("thumbnail-q0")
+    expected = combiner.decode(data)
+    old_hash = combiner.api.info(data)["prior_hash"].hex()
+    # The "new release": another prior under the same name, the old one retired.
+    shutil.copy(shipped["thumbnail-q1"], tmp_path / "thumbnail-q0.safetensors")
+    monkeypatch.setattr(registry, "_folder", lambda: tmp_path)
+    with pytest.raises(combiner.errors.PriorMismatchError, match="does not ship"):
+        combiner.decode(data)
+    (tmp_path / "retired").mkdir()
+    shutil.copy(shipped["thumbnail-q0"], tmp_path / "retired" / f"thumbnail-q0.{old_hash}.safetensors")
+    assert np.array_equal(combiner.decode(data), expected)
+
+
+def test_a_bitstream_cannot_name_a_file_as_its_prior(tmp_path, monkeypatch):
+    """The prior name in a bitstream is untrusted: it picks among shipped priors, never a path."""
+    import dataclasses
+
+    from combiner import bitstream
+
+    monkeypatch.chdir(tmp_path)
+    path = Path("p.safetensors")
+    registry.resolve("thumbnail-q0").save(path)
+    header, indices = bitstream.unpack(_thumbnail_bitstream("thumbnail-q0"))
+    forged = bitstream.pack(dataclasses.replace(header, prior_id=str(path)), indices)
+    with pytest.raises(combiner.errors.PriorMismatchError):
+        combiner.decode(forged)
+    assert combiner.decode(forged, prior=path).shape == (32, 32, 3)  # named by the user: fine
 
 
 def test_demo_main_job(capsys):

@@ -91,7 +91,7 @@ def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
     if prior is not None:
         return _load_prior(prior)
     header, _ = unpack(data)
-    return _load_prior(header.prior_id)
+    return registry.for_bitstream(header.prior_id, header.prior_hash)
 
 
 def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,

@@ -4,6 +4,12 @@ A bitstream records the name of its prior, so files coded with a shipped prior d
 naming it; ``--prior`` also accepts a shipped name instead of a path. Shipped priors come in
 families of quality levels, ``NAME-q0`` (lowest rate) to ``NAME-qK``; the family name alone picks
 the middle level.
+
+When a shipped prior is replaced by a better one of the same name, the old file moves to
+``priors/retired/NAME.HASH.safetensors`` (HASH: the 16 hex digits of the prior hash a bitstream
+records), so that every bitstream an earlier version wrote still decodes. A bitstream's prior is
+looked up by exact name and hash among shipped files only, never as a path: the name comes from
+untrusted input.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from combiner.errors import PriorMismatchError
 from combiner.prior import Prior
 
 
@@ -25,6 +32,30 @@ def shipped() -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     return {p.stem: p for p in sorted(folder.glob("*.safetensors"))}
+
+
+def retired() -> dict[str, Path]:
+    """``NAME.HASH`` -> path of every superseded prior kept for decoding old bitstreams."""
+    folder = _folder() / "retired"
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.safetensors"))}
+
+
+def for_bitstream(prior_id: str, prior_hash: bytes) -> Prior:
+    """The shipped prior a bitstream names: the current file of that name when its hash matches,
+    else the retired one with that name and hash."""
+    current = shipped().get(prior_id)
+    if current is not None:
+        prior = Prior.load(current)
+        if prior.content_hash()[:len(prior_hash)] == prior_hash:
+            return prior
+    old = retired().get(f"{prior_id}.{prior_hash.hex()}")
+    if old is not None:
+        return Prior.load(old)
+    raise PriorMismatchError(
+        f"the bitstream was encoded with prior {prior_id!r} (hash {prior_hash.hex()}), which this "
+        "version of combiner does not ship; pass the prior file it was encoded with (--prior)")
 
 
 def resolve(prior: Prior | str | os.PathLike) -> Prior:
