@@ -23,6 +23,8 @@ from combiner.tiling import patch_coords
 # network (16 frequencies up to 1024, five width-48 hidden layers).
 CONFIGS = {
     "small": dict(num_freqs=8, max_freq=16.0, width=32, depth=3),
+    # "small" for 64 x 64 patches: the same network, frequencies up to the patch's Nyquist rate.
+    "small64": dict(num_freqs=8, max_freq=32.0, width=32, depth=3),
     "kodak": dict(num_freqs=16, max_freq=1024.0, width=48, depth=5),
     "audio": dict(num_freqs=32, max_freq=256.0, width=32, depth=3),
 }
