@@ -13,7 +13,7 @@ import soundfile
 import torch
 from PIL import Image
 
-from combiner import baselines, cli, evaluate, media, rd
+from combiner import baselines, cli, evaluate, media, rd, registry
 
 from test_quality import smooth_image
 
@@ -41,6 +41,9 @@ def test_rows_cover_every_codec_setting_and_item(image_eval):
     for r in rows:
         assert int(r["bytes"]) > 0 and r["unit"] == "bpp"
         assert math.isclose(float(r["rate"]), 8 * int(r["bytes"]) / 1024)
+        # combiner rows name the exact prior (its content-hash id), baseline rows none
+        expected_prior = registry.resolve(r["setting"]).prior_id if r["codec"] == "combiner" else ""
+        assert r["prior"] == expected_prior
 
 
 def test_baseline_rows_are_what_the_codec_really_gives(image_eval):

@@ -29,8 +29,10 @@ from combiner import baselines, codec, media, quality, rd, registry, training
 from combiner.media import Signal
 
 MAX_PATCHES_PER_BATCH = 512  # combiner fits items of one prior together up to this many patches
+# prior: the content-hash id of the combiner prior (a shipped name can be replaced by a better
+# prior in a later release); empty for baselines.
 ROW_FIELDS = ("codec", "setting", "item", "bytes", "rate", "unit", "psnr", "mse",
-              "encode_s", "decode_s")
+              "encode_s", "decode_s", "prior")
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,8 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
             t1 = time.perf_counter()
             decoded = media.to_output(codec.decode_bitstream(res.data, prior))
             decode_s = time.perf_counter() - t1
-            rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s, decode_s))
+            rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s,
+                             decode_s, prior=prior.prior_id))
         if progress:
             tqdm.write(f"combiner {codec.prior_name(prior)}: {', '.join(it.name for it in batch[:3])}"
                        f"{' ...' if len(batch) > 3 else ''} coded")
@@ -161,11 +164,11 @@ def run_baseline(items: list[Item], baseline: baselines.Baseline,
 
 
 def _row(codec_name: str, setting: str, it: Item, data: bytes, decoded: np.ndarray,
-         encode_s: float, decode_s: float) -> dict:
+         encode_s: float, decode_s: float, prior: str = "") -> dict:
     p, mse = it.distortion(decoded)
     return dict(codec=codec_name, setting=setting, item=it.name, bytes=len(data),
                 rate=it.rate(len(data)), unit=it.unit, psnr=p, mse=mse, encode_s=encode_s,
-                decode_s=decode_s)
+                decode_s=decode_s, prior=prior)
 
 
 # -- the whole evaluation -----------------------------------------------------------------------
