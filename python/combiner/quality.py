@@ -4,7 +4,7 @@ Three families ship inside the package, each a set of priors ``FAMILY-q0`` (lowe
 ``FAMILY-qK`` learned once and partitioned for K + 1 rates (see ``training/train_priors.py``):
 
 - ``thumbnail``: small images (at most ``THUMBNAIL_MAX_PIXELS``, e.g. 32 x 32), one 32 x 32 patch;
-- ``photo``: larger images of any size, cut into 32 x 32 patches that share the prior;
+- ``photo``: larger images of any size, cut into 64 x 64 patches that share the prior;
 - ``speech``: 16 kHz audio, cut into 0.1 s chunks.
 
 Each family also carries the encoder settings it was measured with (``ENCODE_DEFAULTS``): a photo
@@ -24,10 +24,11 @@ THUMBNAIL_MAX_PIXELS = 64 * 64
 
 ENCODE_DEFAULTS: dict[str, dict] = {
     "thumbnail": dict(fit_steps=1500, refine_steps=10, lr=1e-3),
-    # photo: the search dominates encode time (2^16 candidates per parameter, whatever the
-    # rate), so fitting longer is cheap. On a 256 x 256 crop of kodim03 at photo-q1 (2,597 bytes
-    # each): 300 steps + 3 refinement steps per round 21.7 dB, 1,200 + 3 24.0 dB, 2,400 + 3
-    # 24.1 dB, 1,200 + 10 24.4 dB. A 768 x 512 image then takes about 20 CPU-minutes to encode.
+    # photo: on a 256 x 256 crop of kodim03 with the first (32 x 32 patch, now retired) photo-q1
+    # prior, 2,597 bytes each: 300 fitting steps + 3 refinement steps per round 21.7 dB, 1,200 + 3
+    # 24.0 dB, 2,400 + 3 24.1 dB, 1,200 + 10 24.4 dB. The search cost (2^16 candidates per
+    # weight) does not depend on these; with the 64 x 64 patch priors the search is a quarter of
+    # what it was, and fitting and refinement take most of the encode time.
     "photo": dict(fit_steps=1200, refine_steps=10, lr=1e-3, pixel_fraction=0.25),
     # speech: the same trade. 300 + 3 against 1,200 + 10, same file sizes: clip 2414-128291-0008
     # at speech-q1 37.4 -> 39.3 dB, the first 3 s of 1688-142285-0009 at speech-q0 27.9 -> 30.7 dB.
