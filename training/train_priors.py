@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -80,6 +81,7 @@ def main() -> None:
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
                                     first_steps=args.first_steps).items() if v is not None}
     train(args.family, args.out, args.data, args.device, budget)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from combiner import api
+from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
 from combiner.codec import rate_of
 from combiner.errors import FormatError
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["combiner", *argv])
+    keep_freed_memory()  # fitting steps reuse freed tensor memory instead of page-faulting it in
     try:
         args.func(args)
     except FormatError as e:
