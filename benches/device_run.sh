@@ -7,6 +7,8 @@
 # Inputs travel in .devdata/ (copies of ../shared/data) and the wheels in .whl/; everything
 # lands in $OUT. SMOKE=1 runs a tiny version on any machine (CPU search, 5 fitting steps).
 # PLAN=kodak-q2 runs the second lease instead: photo-q2 on kodim01-20 (four processes).
+# PLAN=kodak-all (for the next lease, not run yet): all four photo levels on kodim01-20 with the
+# 64 x 64 photo priors shipped in session 5 (four processes, one image at a time).
 set -uo pipefail
 OUT=${OUT:-/tmp/device-out}
 DATA=$(realpath "${DATA:-.devdata}")
@@ -59,8 +61,8 @@ kodak_worker() {  # one image per eval folder, so that a stopped run leaves whol
 mkdir -p /tmp/o/kodak
 if [ -n "${SMOKE:-}" ]; then
     kodak_worker a kodim06 &
-elif [ "${PLAN:-}" = kodak-q2 ]; then
-    export KODAK_LEVELS=2
+elif [ "${PLAN:-}" = kodak-q2 ] || [ "${PLAN:-}" = kodak-all ]; then
+    if [ "${PLAN}" = kodak-q2 ]; then export KODAK_LEVELS=2; else export KODAK_LEVELS="0 1 2 3"; fi
     kodak_worker a kodim01 kodim05 kodim09 kodim13 kodim17 &
     kodak_worker b kodim02 kodim06 kodim10 kodim14 kodim18 &
     kodak_worker c kodim03 kodim07 kodim11 kodim15 kodim19 &
