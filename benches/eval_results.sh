@@ -21,6 +21,14 @@ combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak-baselines --refere
 combiner eval "$DATA/kodak" --quality 0 1 2 -o results/kodak --reference results/reference/kodak.json
 python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 
+# Kodak with the 64 x 64 photo priors (session 5, kodak-photo64/): kodim01-10 at photo-q1 on the
+# CPU, two processes of five images (folders of links), merged with the baselines of the same 10.
+# combiner eval KODAK_ODD --quality 1 --baselines "" -o /tmp/a   (kodim01, 03, 05, 07, 09)
+# combiner eval KODAK_EVEN --quality 1 --baselines "" -o /tmp/b  (kodim02, 04, 06, 08, 10)
+# combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-photo64 --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-photo64 /tmp/a /tmp/b
+# python benches/matched_rates.py results/kodak-photo64 --data "$DATA/kodak"
+
 # CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came
 # from the H200). WebP is the BD anchor: JPEG's smallest 32 x 32 file overlaps nothing.
 combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -o results/cifar10 --reference results/reference/cifar10.json
