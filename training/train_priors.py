@@ -7,7 +7,7 @@
 Each family is one learned prior (means and stds) partitioned for four or more rates, written as
 ``NAME-q0`` (lowest rate) ... ``NAME-qK``. The recipes below are the exact settings, seeds and data
 of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with one torch
-thread (``--threads``). Training never reads Kodak or the test splits: those are for evaluation.
+thread (``--threads``), photo 15-38 minutes. Training never reads Kodak or the test splits: those are for evaluation.
 
 ``--iterations``, ``--steps`` and ``--first-steps`` change the learning budget for experiments
 (write those elsewhere than the shipped folder): e.g. the session-4 photo experiment in
