@@ -7,16 +7,17 @@
 # The committed folders were not made by these commands in one go: they were split over
 # processes and machines (the 2-core development CPU in sessions 2-4, a lent H200 in session 4
 # via benches/device_run.sh) and merged with benches/merge_runs.py; results/README.md says which
-# rows came from where, and each summary.json keeps every command and machine. Each Kodak image
-# and each level is its own batch, and CIFAR-10 and speech code all items of a level in one
-# batch, so these commands code the same batches as the committed runs.
+# rows came from where, and each summary.json keeps every command and machine. CIFAR-10 and
+# speech code all items of a level in one batch, as the committed runs did.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
-# Kodak: every baseline on kodim01-20 (seconds); combiner on kodim01-20 at photo-q0..q2 (about
-# 20 minutes per image and level on one CPU core, 30-45 s on the H200); then the baselines at
-# combiner's exact file sizes.
+# Kodak: every baseline on kodim01-20 (seconds); combiner on kodim01-20 at photo-q0..q2; then the
+# baselines at combiner's exact file sizes. The committed results/kodak was coded with the first
+# (32 x 32, now retired) photo priors, one image per batch, about 20 minutes per image and level
+# on one CPU core and 30-45 s on the H200; today this command codes with the shipped 64 x 64
+# priors, five images per batch (512 patches), and writes other figures.
 combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak-baselines --reference results/reference/kodak.json
 combiner eval "$DATA/kodak" --quality 0 1 2 -o results/kodak --reference results/reference/kodak.json
 python benches/matched_rates.py results/kodak --data "$DATA/kodak"

@@ -7,11 +7,13 @@
 Each family is one learned prior (means and stds) partitioned for four or more rates, written as
 ``NAME-q0`` (lowest rate) ... ``NAME-qK``. The recipes below are the exact settings, seeds and data
 of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with one torch
-thread (``--threads``), photo 15-38 minutes. Training never reads Kodak or the test splits: those are for evaluation.
+thread (``--threads``), photo 15-38 minutes. Training never reads Kodak or the test splits: those
+are for evaluation.
 
 ``--iterations``, ``--steps`` and ``--first-steps`` change the learning budget for experiments
-(write those elsewhere than the shipped folder): e.g. the session-4 photo experiment in
-``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``.
+(write those elsewhere than the shipped folder): e.g. the speech experiment in
+``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``, the budget that
+the photo recipe now has by default.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ RECIPES = {
                       per_file=1, config="small", iterations=10,
                       bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
-    # size; twice the rounds and steps of the other families (session 5: 38 min on one CPU core).
+    # size; twice the rounds and steps of the other families (session 5: 915-2,289 s on one core).
     "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
                   bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
