@@ -186,3 +186,22 @@ def test_learn_prior_small():
     assert pr2.content_hash() == pr.content_hash()  # deterministic on CPU
     with pytest.raises(ValueError):
         learn_prior([(patch_coords((8, 8)), vals), (patch_coords((4, 4)), np.zeros((1, 16, 3)))], TINY, **kwargs)
+
+
+def test_learn_prior_rate_targeting_reaches_the_rate():
+    """Beta adapts between rounds so that the training posteriors end near the target rate."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:16, 0:16] / 16.0
+    signals = []
+    for k in range(3):
+        img = np.stack([0.5 + 0.4 * np.sin(3 * xx * rng.uniform(0.5, 1.5) + 2 * yy + c + k) for c in range(3)], -1)
+        vals, w = to_patches(img.astype(np.float32), (8, 8))
+        signals.append((patch_coords((8, 8)), vals, w))
+    kwargs = dict(modality="image", patch_shape=(8, 8), iterations=6, steps_per_iteration=30, first_steps=60,
+                  lr=1e-2, kappa=16, beta=1e-4, seed=5, device="cpu", batch_patches=5, rho_init=-6.0)
+    low = learn_prior(signals, TINY, rate_target_bits=30.0, **kwargs)
+    high = learn_prior(signals, TINY, rate_target_bits=300.0, **kwargs)
+    # Untargeted, beta 1e-4 gives about 90 bits per patch here: one target is below, one above.
+    assert low.kind["beta"] > 1e-4 > high.kind["beta"]
+    assert 15.0 < low.kind["train_bits_per_patch"] < 45.0
+    assert 200.0 < high.kind["train_bits_per_patch"] < 400.0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -41,6 +42,10 @@ RECIPES = {
     "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
                   bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
+    # Experiment (session 6): the photo recipe with one prior per level, learned at its rate.
+    "photo-rt": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
+                     per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
+                     rate_targeted=True, bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
     # 40 random 0.1 s chunks from each of the 40 train-clean-100 clips (1,600 chunks).
     "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(1600,),
                    max_files=None, per_file=40, config="audio", iterations=5,
@@ -52,13 +57,27 @@ COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, p
 
 
 def train(family: str, out: Path, data: Path, device: str | None,
-          budget: dict | None = None) -> list[dict]:
-    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps."""
+          budget: dict | None = None, levels: list[int] | None = None) -> list[dict]:
+    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps.
+
+    A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
+    the levels over several processes); the others learn one prior for all levels.
+    """
     budget = budget or {}
     settings = {**COMMON, **RECIPES[family], **budget}
     folder = data / settings.pop("folder")
+    rates = settings.pop("bits_per_patch")
+    rate_targeted = settings.pop("rate_targeted", False)
+    if levels is not None and not rate_targeted:
+        raise SystemExit(f"--levels needs a rate-targeted recipe; {family} learns all levels at once")
     t0 = time.perf_counter()
-    priors = learn_prior_from_folder(folder, name=family, device=device, progress=False, **settings)
+    if rate_targeted:
+        priors = [learn_prior_from_folder(folder, name=f"{family}-q{q}", device=device, progress=False,
+                                          bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
+                  for q in (range(len(rates)) if levels is None else levels)]
+    else:
+        priors = learn_prior_from_folder(folder, name=family, device=device, progress=False,
+                                         bits_per_patch=rates, **settings)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -81,12 +100,15 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="learning rounds (experiments)")
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
+    ap.add_argument("--levels", type=int, nargs="+", default=None,
+                    help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     keep_freed_memory()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
                                     first_steps=args.first_steps).items() if v is not None}
-    train(args.family, args.out, args.data, args.device, budget)
+    train(args.family, args.out, args.data, args.device, budget, args.levels)
 
 
 if __name__ == "__main__":

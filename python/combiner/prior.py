@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import os
 import struct
@@ -28,6 +29,8 @@ from safetensors.numpy import save as st_save
 
 from .fit import fit, pick_device
 from .inr import BayesianINR, INRConfig, init_bounds, kl_per_param, siren_init
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Prior",
@@ -297,6 +300,13 @@ def _stack_signals(signals: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch
     return coords, torch.cat(vals), torch.cat(wts)
 
 
+def _training_kl_bits(mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
+                      std: np.ndarray) -> torch.Tensor:
+    """KL (bits) of every training posterior [M, D] under the prior (mean, std)."""
+    sigma = torch.nn.functional.softplus(rho_all)
+    return kl_per_param(mu_all, sigma, torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
+
+
 def learn_prior(
     signals: Sequence,
     config: INRConfig,
@@ -318,6 +328,7 @@ def learn_prior(
     rho_init: float = -10.0,
     kind: dict | None = None,
     bits_per_patch: float | Sequence[float] | None = None,
+    rate_target_bits: float | None = None,
 ) -> "Prior | list[Prior]":
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
 
@@ -331,6 +342,13 @@ def learn_prior(
     training-average per-parameter KL (bits) under the final prior: by `make_partition` (blocks of
     up to kappa bits of training KL) or, with `bits_per_patch`, by `partition_for_rate` for that
     rate; a sequence of rates returns one prior per rate (same means and stds).
+
+    ``rate_target_bits``: learn the prior for that rate (RECOMBINER's rate targeting). After each
+    round's M-step, beta is scaled by the ratio of the training-average KL per patch (bits, under
+    the new prior) to the target, clipped to [1/2, 2], so the training posteriors, and with them
+    the prior's stds, end up at the rate the prior is coded at instead of at whatever rate the
+    starting beta gives. The final beta is recorded in ``kind["beta"]`` (the encoder's starting
+    beta) and the last measured rate in ``kind["train_bits_per_patch"]``.
     """
     dev = pick_device(device)
     coords, values, weights = _stack_signals(signals)
@@ -366,12 +384,18 @@ def learn_prior(
             mu_all[sl] = model.mu.detach().cpu()
             rho_all[sl] = model.rho.detach().cpu()
         mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
+        if rate_target_bits is not None:
+            bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
+            beta *= float(np.clip(bits / rate_target_bits, 0.5, 2.0))
+            log.info("round %d: %.0f bits per patch, next beta %.3g", it, bits, beta)
 
-    kl_bits = kl_per_param(mu_all, torch.nn.functional.softplus(rho_all),
-                           torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
+    kl_bits = _training_kl_bits(mu_all, rho_all, mean, std)
     avg_kl = kl_bits.mean(0).numpy()
     meta = {"modality": modality, "patch_shape": [int(p) for p in patch_shape]}
     meta.update(kind or {})
+    if rate_target_bits is not None:
+        meta["beta"] = float(beta)
+        meta["train_bits_per_patch"] = round(float(kl_bits.sum(1).mean()), 1)
     if bits_per_patch is None:
         block_index = make_partition(avg_kl, kappa, max_block_size, seed)
         return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta)
