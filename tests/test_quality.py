@@ -25,12 +25,18 @@ def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_each_family_has_four_levels_from_one_learned_prior(family):
+def test_each_family_has_four_levels_whose_rate_rises(family):
     names = quality.levels(family)
     assert len(names) >= 4, names
     priors = [combiner.Prior.load(combiner.registry.shipped()[n]) for n in names]
     blocks = [p.num_blocks for p in priors]
     assert blocks == sorted(blocks) and len(set(blocks)) == len(blocks), blocks  # rate rises with q
+    if "train_bits_per_patch" in priors[0].kind:  # rate-targeted: one prior learned per level
+        betas = [p.kind["beta"] for p in priors]
+        assert betas == sorted(betas, reverse=True), betas  # a higher rate was learned at lower beta
+        for p in priors:  # each learned near the rate it is partitioned for
+            assert 0.8 < p.kind["train_bits_per_patch"] / p.kind["bits_per_patch"] < 1.25, p.kind
+        return
     for p in priors[1:]:  # one learned prior, partitioned for several rates
         np.testing.assert_array_equal(p.mean, priors[0].mean)
         np.testing.assert_array_equal(p.std, priors[0].std)

@@ -4,11 +4,13 @@
     python training/train_priors.py photo --out python/combiner/priors
     python training/train_priors.py speech --out python/combiner/priors
 
-Each family is one learned prior (means and stds) partitioned for four or more rates, written as
-``NAME-q0`` (lowest rate) ... ``NAME-qK``. The recipes below are the exact settings, seeds and data
-of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with one torch
-thread (``--threads``), photo 15-38 minutes. Training never reads Kodak or the test splits: those
-are for evaluation.
+The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``thumbnail`` and ``speech``
+are one learned prior (means and stds) partitioned for four rates; ``photo`` is rate-targeted:
+one prior per level, learned with beta adapted to that level's rate (``--levels 0 2`` learns only
+those, e.g. to spread the levels over processes). The recipes below are the exact settings, seeds
+and data of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with
+one torch thread (``--threads``), photo about 15 minutes per level. Training never reads Kodak or
+the test splits: those are for evaluation.
 
 ``--iterations``, ``--steps`` and ``--first-steps`` change the learning budget for experiments
 (write those elsewhere than the shipped folder): e.g. the speech experiment in
@@ -38,14 +40,11 @@ RECIPES = {
                       per_file=1, config="small", iterations=10,
                       bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
-    # size; twice the rounds and steps of the other families (session 5: 915-2,289 s on one core).
+    # size; twice the rounds and steps of the other families; one prior per level, learned at its
+    # rate (session 6: about 15 minutes per level on one core).
     "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
-                  bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
-    # Experiment (session 6): the photo recipe with one prior per level, learned at its rate.
-    "photo-rt": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
-                     per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
-                     rate_targeted=True, bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
+                  rate_targeted=True, bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
     # 40 random 0.1 s chunks from each of the 40 train-clean-100 clips (1,600 chunks).
     "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(1600,),
                    max_files=None, per_file=40, config="audio", iterations=5,
