@@ -163,8 +163,8 @@ def test_load_refuses_malformed(tmp_path):
         assert q.content_hash() != p.content_hash()
 
 
-def test_learn_prior_small():
-    torch.manual_seed(0)  # not used by the code; makes sure nothing depends on global state
+def sine_patches() -> list:
+    """Three smooth 16 x 16 RGB images cut into 8 x 8 training patches."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:16, 0:16] / 16.0
     signals = []
@@ -172,6 +172,12 @@ def test_learn_prior_small():
         img = np.stack([0.5 + 0.4 * np.sin(3 * xx * rng.uniform(0.5, 1.5) + 2 * yy + c + k) for c in range(3)], -1)
         vals, w = to_patches(img.astype(np.float32), (8, 8))
         signals.append((patch_coords((8, 8)), vals, w))
+    return signals
+
+
+def test_learn_prior_small():
+    torch.manual_seed(0)  # not used by the code; makes sure nothing depends on global state
+    signals = sine_patches()
     kwargs = dict(modality="image", patch_shape=(8, 8), iterations=3, steps_per_iteration=30, first_steps=60,
                   lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=5)
     pr = learn_prior(signals, TINY, **kwargs)
@@ -185,18 +191,12 @@ def test_learn_prior_small():
     pr2 = learn_prior(signals, TINY, **kwargs)
     assert pr2.content_hash() == pr.content_hash()  # deterministic on CPU
     with pytest.raises(ValueError):
-        learn_prior([(patch_coords((8, 8)), vals), (patch_coords((4, 4)), np.zeros((1, 16, 3)))], TINY, **kwargs)
+        learn_prior([(patch_coords((8, 8)), signals[0][1]), (patch_coords((4, 4)), np.zeros((1, 16, 3)))], TINY, **kwargs)
 
 
 def test_learn_prior_rate_targeting_reaches_the_rate():
     """Beta adapts between rounds so that the training posteriors end near the target rate."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0:16, 0:16] / 16.0
-    signals = []
-    for k in range(3):
-        img = np.stack([0.5 + 0.4 * np.sin(3 * xx * rng.uniform(0.5, 1.5) + 2 * yy + c + k) for c in range(3)], -1)
-        vals, w = to_patches(img.astype(np.float32), (8, 8))
-        signals.append((patch_coords((8, 8)), vals, w))
+    signals = sine_patches()
     kwargs = dict(modality="image", patch_shape=(8, 8), iterations=6, steps_per_iteration=30, first_steps=60,
                   lr=1e-2, kappa=16, beta=1e-4, seed=5, device="cpu", batch_patches=5, rho_init=-6.0)
     low = learn_prior(signals, TINY, rate_target_bits=30.0, **kwargs)
