@@ -168,3 +168,8 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     assert prior.kind["name"] == "ramps" and prior.kind["patch_shape"] == [16, 16]
     data = combiner.encode(folder / "0.png", prior=prior_path, **FAST)
     assert combiner.decode(data, prior=prior).shape == (16, 16, 3)
+    # Learned for a rate: the partition follows it and the learning records where it got to.
+    assert cli.main(args + ["--bits-per-patch", "40"]) == 0
+    targeted = Prior.load(prior_path)
+    assert targeted.kind["bits_per_patch"] == 40.0 and "train_bits_per_patch" in targeted.kind
+    assert targeted.kind["beta"] != 1e-5 and 4 <= targeted.num_blocks <= 6

@@ -74,6 +74,7 @@ def _learn_prior(args: argparse.Namespace) -> None:
         beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
         iterations=args.iterations, steps=args.steps, first_steps=args.first_steps, lr=args.lr,
         seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
+        bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
     )
     prior.save(args.output)
     if not args.quiet:
@@ -184,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
     lp.add_argument("--config", default="small", help="architecture preset: small, kodak")
     lp.add_argument("--beta", type=float, default=1e-5, help="rate-distortion trade-off")
+    lp.add_argument("--bits-per-patch", type=float, default=None,
+                    help="learn the prior for this rate: beta (then only the starting value) is "
+                         "adapted while learning, and the partition has about BITS / kappa blocks")
     lp.add_argument("--kappa", type=int, default=16)
     lp.add_argument("--max-files", type=int, default=None)
     lp.add_argument("--crops", type=int, default=4, help="random crops per training file")
