@@ -30,6 +30,18 @@ python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 # python benches/merge_runs.py results/kodak-photo64 /tmp/a /tmp/b
 # python benches/matched_rates.py results/kodak-photo64 --data "$DATA/kodak"
 
+# Kodak with the rate-targeted photo priors (session 6, kodak-rate-targeted/): kodim01-10 at
+# photo-q1 and kodim01, 03, 05, 07, 09 at photo-q0 on the CPU, one process per five images.
+# combiner eval KODAK_ODD --quality 1 --baselines "" -o /tmp/a
+# combiner eval KODAK_EVEN --quality 1 --baselines "" -o /tmp/b
+# combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-rate-targeted --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-rate-targeted /tmp/a /tmp/b
+# python benches/matched_rates.py results/kodak-rate-targeted --data "$DATA/kodak"
+# combiner eval KODAK_ODD --quality 0 --baselines "" -o /tmp/c
+# combiner -q eval KODAK_ODD --no-combiner -o results/kodak-rate-targeted/q0 --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-rate-targeted/q0 /tmp/c
+# python benches/matched_rates.py results/kodak-rate-targeted/q0 --data "$DATA/kodak"
+
 # CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came
 # from the H200). WebP is the BD anchor: JPEG's smallest 32 x 32 file overlaps nothing.
 combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -o results/cifar10 --reference results/reference/cifar10.json
