@@ -58,8 +58,9 @@ def main() -> None:
     for name in a.images:
         t = time.perf_counter()
         res = codec.encode_signal(image_from_array(centre_crop(a.data / f"{name}.png")), prior, opts)
-        print(json.dumps(dict(prior=a.prior, image=name, overrides=overrides, bytes=len(res.data), bpp=res.bits_per_unit,
-                              psnr=res.psnr, seconds=time.perf_counter() - t)), flush=True)
+        print(json.dumps(dict(prior=a.prior, image=name, overrides=overrides, bytes=len(res.data),
+                              bpp=res.bits_per_unit, psnr=res.psnr,
+                              seconds=time.perf_counter() - t)), flush=True)
 
 
 if __name__ == "__main__":
