@@ -41,7 +41,7 @@ def run_fit(images: int, steps: int, data: Path, tuned: bool) -> dict:
     cut = [to_patches(s.values, patch) for s in signals]
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
-    model = codec._initial_model(prior, targets.shape[0], opts, torch.device("cpu"))
+    model = codec.initial_model(prior, targets.shape[0], opts, torch.device("cpu"))
     before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     fit.fit(model, patch_coords(patch), targets, prior, torch.from_numpy(prior.block_index),
             steps=steps, lr=opts.lr, beta=float(prior.kind["beta"]), weights=weights,

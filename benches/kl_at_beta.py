@@ -35,7 +35,7 @@ def main() -> None:
     for name in a.images:
         values, _ = to_patches(centre_crop(a.data / f"{name}.png").astype(np.float32) / 255.0, patch)
         targets = torch.from_numpy(values)
-        model = codec._initial_model(prior, targets.shape[0], codec.EncodeOptions(), "cpu")
+        model = codec.initial_model(prior, targets.shape[0], codec.EncodeOptions(), "cpu")
         fit(model, coords, targets, prior, blocks, steps=a.steps, lr=1e-3, beta=a.beta,
             beta_control=False, pixel_fraction=0.25)
         ev = evaluate(model, coords, targets, prior, blocks)

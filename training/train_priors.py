@@ -69,6 +69,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
     rate_targeted = settings.pop("rate_targeted", False)
     if levels is not None and not rate_targeted:
         raise SystemExit(f"--levels needs a rate-targeted recipe; {family} learns all levels at once")
+    if levels is not None and not all(0 <= q < len(rates) for q in levels):
+        raise SystemExit(f"--levels: {family} has levels 0 to {len(rates) - 1}")
     t0 = time.perf_counter()
     if rate_targeted:
         priors = [learn_prior_from_folder(folder, name=f"{family}-q{q}", device=device, progress=False,

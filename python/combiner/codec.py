@@ -118,7 +118,8 @@ def check_prior_matches(prior: Prior, signal: Signal) -> None:
         raise ValueError(f"prior outputs {prior.config.out_dim} channels, the input has {channels}")
 
 
-def _initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -> BayesianINR:
+def initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -> BayesianINR:
+    """The posteriors the encoder starts fitting from: the prior mean, a fraction of its std."""
     gen = torch.Generator().manual_seed(opts.seed)
     model = BayesianINR(prior.config, num_patches, generator=gen, device=device)
     std = torch.from_numpy(prior.std * opts.init_std_ratio).to(device)
@@ -152,7 +153,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     local_patch = np.concatenate([np.arange(c) for c in counts])  # patch index inside its signal
     coords = patch_coords(patch)
     P = targets.shape[0]
-    model = _initial_model(prior, P, opts, device)
+    model = initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(prior.block_index)
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
     common = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits, weights=weights,

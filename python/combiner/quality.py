@@ -31,7 +31,8 @@ ENCODE_DEFAULTS: dict[str, dict] = {
     # what it was, and fitting and refinement take most of the encode time. With the session-5
     # 64 x 64 photo-q1, 30 refinement steps instead of 10 gave +0.24 dB on three 256 x 256 crops
     # (kodim03/01/20: 28.94/23.56/25.94 against 28.54/23.48/25.71 dB) for 1.7 times the time:
-    # not taken, a Kodak image would take about 19 minutes on one core instead of 11.
+    # not taken (scaled by that ratio, not measured: a Kodak image would take about 20 minutes on
+    # one core instead of 12).
     "photo": dict(fit_steps=1200, refine_steps=10, lr=1e-3, pixel_fraction=0.25),
     # speech: the same trade. 300 + 3 against 1,200 + 10, same file sizes: clip 2414-128291-0008
     # at speech-q1 37.4 -> 39.3 dB, the first 3 s of 1688-142285-0009 at speech-q0 27.9 -> 30.7 dB.
