@@ -7,10 +7,12 @@ from combiner.inr import (
     BayesianINR,
     INRConfig,
     fourier_features,
+    identity_mix,
     init_bounds,
     kl_per_param,
     mlp_forward,
     unflatten,
+    unflatten_mix,
 )
 
 # Tiny problems: one intra-op thread is far faster than two (and immune to a busy neighbour
@@ -155,3 +157,37 @@ def test_fixed_params_zero_sigma_no_grad():
     torch.testing.assert_close(out.detach(), m.forward_weights(x, vals)[1], atol=1e-6, rtol=0)
     m.clear_fixed()
     assert not m.fixed_mask.any()
+
+
+def test_mixing_matrices_reparameterise_each_layer():
+    x = torch.rand(9, 2) * 2 - 1
+    weights = BayesianINR(TINY, 2, generator=gen()).mu.detach()
+    feats = fourier_features(x, TINY.frequencies().to(torch.float32))
+    # Identity mixing is the plain network.
+    torch.testing.assert_close(mlp_forward(TINY, feats, weights, identity_mix(TINY)), mlp_forward(TINY, feats, weights))
+    # A random mix: layer l's effective parameters are L_l [W_l; b_l] R_l.
+    mix = 0.5 * torch.randn(TINY.mix_size, generator=gen(3)) + identity_mix(TINY)
+    assert TINY.mix_size == (17 ** 2 + 8 ** 2) + (9 ** 2 + 8 ** 2) + (9 ** 2 + 3 ** 2)
+    h = feats
+    layers = unflatten(TINY, weights)
+    for l, ((W, b), (L, R)) in enumerate(zip(layers, unflatten_mix(TINY, mix))):
+        theta = L @ torch.cat([W[1], b[1][None]]) @ R
+        h = h @ theta[:-1] + theta[-1]
+        if l < len(layers) - 1:
+            h = torch.sin(30.0 * h)
+    torch.testing.assert_close(mlp_forward(TINY, feats, weights, mix)[1], h, atol=1e-5, rtol=1e-5)
+    # The Bayesian model with the same (frozen) mix and zero variance gives the same network.
+    m = BayesianINR(TINY, 2, generator=gen(), mix=mix)
+    m.set_fixed(torch.ones_like(m.fixed_mask), weights)
+    torch.testing.assert_close(m(x, generator=gen())[1].detach(), h, atol=1e-5, rtol=1e-5)
+    assert [n for n, _ in m.named_parameters()] == ["mu", "rho"]  # frozen: a buffer
+    with pytest.raises(ValueError):
+        mlp_forward(TINY, feats, weights, mix[:-1])
+
+
+def test_learned_mix_is_a_parameter_that_gets_gradients():
+    m = BayesianINR(TINY, 2, generator=gen(), learn_mix=True)
+    assert torch.equal(m.mix.detach(), identity_mix(TINY))
+    x = torch.rand(7, 2)
+    ((m(x, generator=gen()) - 0.3) ** 2).mean().backward()
+    assert m.mix.grad is not None and m.mix.grad.abs().sum() > 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from combiner.inr import INRConfig, init_bounds
+from combiner.inr import INRConfig, identity_mix, init_bounds
 from combiner.prior import (
     Prior,
     PriorFormatError,
@@ -106,6 +106,30 @@ def test_save_load_roundtrip_and_hash(tmp_path):
     assert s.content_hash() != p.content_hash()
 
 
+def test_mixing_matrices_round_trip_as_version_2():
+    p = make_prior()
+    assert p._metadata()["version"] == "1"  # no mix: the version-1 file, byte for byte as before
+    mixed = make_prior()
+    mixed.mix = identity_mix(TINY).numpy() * 1.5
+    mixed.validate()
+    assert mixed._metadata()["version"] == "2" and mixed.content_hash() != p.content_hash()
+    q = Prior.from_bytes(mixed.to_bytes())
+    assert np.array_equal(q.mix, mixed.mix) and q.content_hash() == mixed.content_hash()
+    assert Prior.from_bytes(p.to_bytes()).mix is None
+    tens = {"mean": p.mean, "std": p.std, "block_index": p.block_index}
+    meta = mixed._metadata()
+    bad = {
+        "version 2 without mix": _rebuild(tens, meta),
+        "version 1 with mix": _rebuild({**tens, "mix": mixed.mix}, p._metadata()),
+        "mix wrong length": _rebuild({**tens, "mix": mixed.mix[:-1]}, meta),
+        "mix float64": _rebuild({**tens, "mix": mixed.mix.astype(np.float64)}, meta),
+        "mix not finite": _rebuild({**tens, "mix": np.full_like(mixed.mix, np.inf)}, meta),
+    }
+    for name, data in bad.items():
+        with pytest.raises(PriorFormatError):
+            Prior.from_bytes(data)
+
+
 def _rebuild(tensors: dict, meta: dict) -> bytes:
     from safetensors.numpy import save
 
@@ -192,6 +216,18 @@ def test_learn_prior_small():
     assert pr2.content_hash() == pr.content_hash()  # deterministic on CPU
     with pytest.raises(ValueError):
         learn_prior([(patch_coords((8, 8)), signals[0][1]), (patch_coords((4, 4)), np.zeros((1, 16, 3)))], TINY, **kwargs)
+
+
+def test_learn_prior_with_mixing_matrices():
+    """learn_mix trains the mixing matrices away from the identity; the result is deterministic."""
+    kwargs = dict(modality="image", patch_shape=(8, 8), iterations=2, steps_per_iteration=30, first_steps=30,
+                  lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=5, learn_mix=True)
+    pr = learn_prior(sine_patches(), TINY, **kwargs)
+    assert pr.mix is not None and pr.mix.shape == (TINY.mix_size,)
+    assert np.abs(pr.mix - identity_mix(TINY).numpy()).max() > 1e-2
+    assert learn_prior(sine_patches(), TINY, **kwargs).content_hash() == pr.content_hash()
+    plain = learn_prior(sine_patches(), TINY, **{**kwargs, "learn_mix": False})
+    assert plain.mix is None
 
 
 def test_learn_prior_rate_targeting_reaches_the_rate():

@@ -57,7 +57,7 @@ COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, p
 
 def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None) -> list[dict]:
-    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps.
+    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/learn_mix.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -101,6 +101,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="learning rounds (experiments)")
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
+    ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
+                    help="learn the linear reparameterisation's mixing matrices (experiments)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
                     help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
     args = ap.parse_args()
@@ -108,7 +110,8 @@ def main() -> None:
     keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
-                                    first_steps=args.first_steps).items() if v is not None}
+                                    first_steps=args.first_steps, learn_mix=args.mix).items()
+              if v is not None}
     train(args.family, args.out, args.data, args.device, budget, args.levels)
 
 

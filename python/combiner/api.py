@@ -124,13 +124,15 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
                 seed: int = 0, device: str | None = None, name: str | None = None,
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
-                rate_target_bits: float | None = None, progress: bool = True) -> Prior | list[Prior]:
+                rate_target_bits: float | None = None, learn_mix: bool = False,
+                progress: bool = True) -> Prior | list[Prior]:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
 
     ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
     prior per rate, named ``NAME-q0``, ``NAME-q1`` ... from the same learned means and stds.
     ``rate_target_bits`` adapts beta while learning so that the training posteriors reach that
-    rate (see ``prior.learn_prior``); ``beta`` is then only the starting value.
+    rate (see ``prior.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
+    learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
     """
     if isinstance(config, str):
         if config not in CONFIGS:
@@ -143,7 +145,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
         patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
         progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
-        bits_per_patch=bits_per_patch, rate_target_bits=rate_target_bits,
+        bits_per_patch=bits_per_patch, rate_target_bits=rate_target_bits, learn_mix=learn_mix,
     )
     if not isinstance(learned, list):
         return learned

@@ -89,7 +89,8 @@ def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
     coords = patch_coords(patch)
     feats = fourier_features(coords, prior.config.frequencies().to(torch.float32))
     with torch.no_grad():
-        out = mlp_forward(prior.config, feats, torch.from_numpy(np.ascontiguousarray(weights)))
+        mix = None if prior.mix is None else torch.from_numpy(prior.mix)
+        out = mlp_forward(prior.config, feats, torch.from_numpy(np.ascontiguousarray(weights)), mix)
     values = from_patches(out.numpy(), header.shape if header.modality == "image" else (header.height, 1), patch)
     values = np.clip(values, 0.0, 1.0).astype(np.float32)
     if header.modality == "audio":
@@ -121,7 +122,8 @@ def check_prior_matches(prior: Prior, signal: Signal) -> None:
 def initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -> BayesianINR:
     """The posteriors the encoder starts fitting from: the prior mean, a fraction of its std."""
     gen = torch.Generator().manual_seed(opts.seed)
-    model = BayesianINR(prior.config, num_patches, generator=gen, device=device)
+    mix = None if prior.mix is None else torch.from_numpy(prior.mix)
+    model = BayesianINR(prior.config, num_patches, generator=gen, device=device, mix=mix)
     std = torch.from_numpy(prior.std * opts.init_std_ratio).to(device)
     with torch.no_grad():
         model.mu.copy_(torch.from_numpy(prior.mean).to(device).expand_as(model.mu))

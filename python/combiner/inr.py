@@ -13,6 +13,18 @@ prior, the partition into blocks and the bitstream:
 
 with ``in_0 = 2 * in_dim * num_freqs``, ``out_l = width`` for hidden layers and ``out_depth = out_dim``.
 Weights are stored [in, out] (not PyTorch's [out, in]) so that ``x @ W`` needs no transpose.
+
+Linear reparameterisation (after RECOMBINER): a prior may carry two mixing matrices per layer,
+learned with the prior and fixed at test time: L_l [in_l + 1, in_l + 1] and R_l [out_l, out_l]. The
+coded parameters of layer l form Theta_l = [W_l; b_l] ([in_l + 1, out_l]: exactly the flat layout
+above) and the layer computes ``[x, 1] @ L_l @ Theta_l @ R_l``, i.e. its effective parameters are
+``L_l Theta_l R_l``. The factorised Gaussian prior and posterior live on Theta, where learned L, R
+make them a better fit than in the weights' own basis. RECOMBINER learns one dense matrix over each
+layer's flattened parameters (about 10^6 entries per layer here, megabytes per prior); the
+Kronecker factors L (x) R keep this to about 2 x 10^3 entries per layer, and because L acts on the
+layer input and R on its output the local reparameterisation stays exact.
+Flat mixing layout: for l = 0 .. depth: L_l then R_l, each row-major. ``mix=None`` means all
+identities (the plain network), computed without the extra products.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ __all__ = [
     "siren_init",
     "kl_per_param",
     "mlp_forward",
+    "identity_mix",
+    "unflatten_mix",
 ]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
@@ -85,6 +99,11 @@ class INRConfig:
     def num_params(self) -> int:
         return sum(i * o + o for i, o in self.layer_shapes)
 
+    @property
+    def mix_size(self) -> int:
+        """Length of the flat mixing matrices: L_l [in+1, in+1] and R_l [out, out] per layer."""
+        return sum((i + 1) ** 2 + o * o for i, o in self.layer_shapes)
+
     def layer_offsets(self) -> list[tuple[int, int, int]]:
         """(weight_start, bias_start, end) flat offsets of every layer."""
         out, pos = [], 0
@@ -136,6 +155,44 @@ def unflatten(config: INRConfig, flat: Tensor) -> list[tuple[Tensor, Tensor]]:
     return layers
 
 
+def identity_mix(config: INRConfig) -> Tensor:
+    """Flat mixing matrices that are all identities: the plain (unmixed) network, float32 [K]."""
+    parts = []
+    for i, o in config.layer_shapes:
+        parts += [torch.eye(i + 1, dtype=torch.float32).flatten(), torch.eye(o, dtype=torch.float32).flatten()]
+    return torch.cat(parts)
+
+
+Mix = tuple[Tensor, Tensor]
+
+
+def unflatten_mix(config: INRConfig, mix: Tensor | None) -> list[Mix | None]:
+    """flat [K] -> [(L_l [in+1, in+1], R_l [out, out]) per layer] (views); None -> [None] * layers."""
+    if mix is None:
+        return [None] * len(config.layer_shapes)
+    if mix.shape != (config.mix_size,):
+        raise ValueError(f"mixing matrices must be [{config.mix_size}], got {tuple(mix.shape)}")
+    out, pos = [], 0
+    for i, o in config.layer_shapes:
+        L = mix[pos:pos + (i + 1) ** 2].view(i + 1, i + 1)
+        pos += (i + 1) ** 2
+        out.append((L, mix[pos:pos + o * o].view(o, o)))
+        pos += o * o
+    return out
+
+
+def _augmented(config: INRConfig, flat: Tensor) -> list[Tensor]:
+    """flat [P, D] -> [Theta_l = [W_l; b_l] as [P, in+1, out] per layer]; views, no copies."""
+    P = flat.shape[0]
+    return [flat[:, w0:end].view(P, i + 1, o)
+            for (w0, _, end), (i, o) in zip(config.layer_offsets(), config.layer_shapes)]
+
+
+def _mixed_input(x: Tensor, L: Tensor) -> Tensor:
+    """[x, 1] @ L: the layer input in the basis of the coded parameters, [..., in+1]."""
+    return torch.cat([x, torch.ones_like(x[..., :1])], dim=-1) @ L
+
+
 def init_bounds(config: INRConfig) -> Tensor:
     """Per-parameter half-width a of the SIREN uniform init U(-a, a), flat layout, float32 [D].
 
@@ -166,12 +223,18 @@ def kl_per_param(mu: Tensor, sigma: Tensor, prior_mean: Tensor, prior_std: Tenso
     return 0.5 * (var_ratio + diff * diff - 1.0 - torch.log(var_ratio))
 
 
-def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor) -> Tensor:
-    """Deterministic network on features [N, F] (shared) or [P, N, F] with flat weights [P, D]."""
+def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor | None = None) -> Tensor:
+    """Deterministic network on features [N, F] (shared) or [P, N, F] with flat weights [P, D]
+    and optional flat mixing matrices [K] (see the module docstring)."""
     x = feats
     layers = unflatten(config, weights)
-    for l, (W, b) in enumerate(layers):
-        x = torch.matmul(x, W) + b.unsqueeze(1)  # [P, N, out]; matmul broadcasts shared x over P
+    mixes = unflatten_mix(config, mix)
+    thetas = _augmented(config, weights) if mix is not None else [None] * len(layers)
+    for l, ((W, b), LR, theta) in enumerate(zip(layers, mixes, thetas)):
+        if LR is None:
+            x = torch.matmul(x, W) + b.unsqueeze(1)  # [P, N, out]; matmul broadcasts shared x over P
+        else:
+            x = torch.matmul(torch.matmul(_mixed_input(x, LR[0]), theta), LR[1])
         if l < len(layers) - 1:
             x = torch.sin(config.w0 * x)
     return x
@@ -184,6 +247,9 @@ class BayesianINR(torch.nn.Module):
     them the effective mean is the fixed value and the effective sigma is exactly 0; both are
     selected with torch.where so shapes never change (graph-capturable) and no gradient reaches
     the underlying mu / rho entries.
+
+    ``mix``: flat mixing matrices [K] shared by all patches (see the module docstring), a frozen
+    buffer, or a trainable parameter with ``learn_mix`` (prior learning); None = no mixing.
     """
 
     def __init__(
@@ -194,6 +260,8 @@ class BayesianINR(torch.nn.Module):
         rho_init: float = -10.0,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        mix: Tensor | None = None,
+        learn_mix: bool = False,
     ) -> None:
         super().__init__()
         if num_patches < 1:
@@ -207,6 +275,15 @@ class BayesianINR(torch.nn.Module):
         self.register_buffer("freqs", config.frequencies().to(torch.float32).to(device))
         self.register_buffer("fixed_mask", torch.zeros((num_patches, D), dtype=torch.bool, device=device))
         self.register_buffer("fixed_values", torch.zeros((num_patches, D), dtype=torch.float32, device=device))
+        if learn_mix and mix is None:
+            mix = identity_mix(config)
+        if mix is not None:
+            mix = torch.as_tensor(mix, dtype=torch.float32).to(device).clone()
+            unflatten_mix(config, mix)  # validates the length
+        if learn_mix:
+            self.mix = torch.nn.Parameter(mix)
+        else:
+            self.register_buffer("mix", mix)
 
     # -- fixed (transmitted) parameters ------------------------------------------------------------
     @torch.no_grad()
@@ -259,6 +336,8 @@ class BayesianINR(torch.nn.Module):
         """
         mean, sigma = self.posterior()
         x = self.features(coords)
+        if self.mix is not None:
+            return self._forward_mixed(x, mean, sigma, generator)
         mean_layers = unflatten(self.config, mean)
         var_layers = unflatten(self.config, sigma * sigma)
         last = len(mean_layers) - 1
@@ -271,9 +350,26 @@ class BayesianINR(torch.nn.Module):
                 x = torch.sin(self.config.w0 * x)
         return x
 
+    def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, generator) -> Tensor:
+        """`forward` with mixing matrices: L and R are deterministic, so drawing ([x, 1] L) Theta
+        by local reparameterisation and then multiplying by R keeps every draw exact."""
+        mixes = unflatten_mix(self.config, self.mix)
+        mean_layers = _augmented(self.config, mean)
+        var_layers = _augmented(self.config, sigma * sigma)
+        last = len(mean_layers) - 1
+        for l, (Tm, Tv, (L, R)) in enumerate(zip(mean_layers, var_layers, mixes)):
+            u = _mixed_input(x, L)
+            m = torch.matmul(u, Tm)
+            v = torch.matmul(u * u, Tv)
+            eps = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
+            x = torch.matmul(m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps, R)
+            if l < last:
+                x = torch.sin(self.config.w0 * x)
+        return x
+
     def forward_weights(self, coords: Tensor, weights: Tensor) -> Tensor:
         """Deterministic network with given flat weights [P, D] (decoder / final evaluation)."""
-        return mlp_forward(self.config, self.features(coords), weights)
+        return mlp_forward(self.config, self.features(coords), weights, self.mix)
 
     def forward_mean(self, coords: Tensor) -> Tensor:
         """Posterior-mean network (fixed entries at their fixed values)."""

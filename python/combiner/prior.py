@@ -8,7 +8,9 @@ the very same prior file (checked through `content_hash`).
 File format: safetensors with tensors `mean` (float32 [D]), `std` (float32 [D]) and
 `block_index` (int64 [D]), and string metadata `format` = "combiner-prior", `version` = "1",
 `config` (INRConfig JSON), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape,
-sample rate, name...).
+sample rate, name...). Version "2" adds one tensor, `mix` (float32 [K]): the learned mixing matrices
+of the linear reparameterisation (see `combiner.inr`); a prior without them is written as version
+"1", byte for byte as before, so existing priors keep their hashes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
 from .fit import fit, pick_device
-from .inr import BayesianINR, INRConfig, init_bounds, kl_per_param, siren_init
+from .inr import BayesianINR, INRConfig, identity_mix, init_bounds, kl_per_param, siren_init
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,9 @@ __all__ = [
 
 FORMAT = "combiner-prior"
 VERSION = "1"
+VERSION_MIX = "2"
 _TENSORS = {"mean": np.float32, "std": np.float32, "block_index": np.int64}
+_MIX_DTYPE = np.float32
 _MAX_FILE_BYTES = 1 << 30  # a prior is kilobytes to a few megabytes; refuse absurd inputs early
 _HASH_DOMAIN = b"combiner-prior-hash-v1\0"
 
@@ -66,11 +70,14 @@ class Prior:
     kappa: int = 16
     seed: int = 0
     kind: dict = field(default_factory=dict)
+    mix: np.ndarray | None = None  # float32 [K] mixing matrices (linear reparameterisation) or None
 
     def __post_init__(self) -> None:
         self.mean = np.ascontiguousarray(self.mean, dtype=np.float32)
         self.std = np.ascontiguousarray(self.std, dtype=np.float32)
         self.block_index = np.ascontiguousarray(self.block_index, dtype=np.int64)
+        if self.mix is not None:
+            self.mix = np.ascontiguousarray(self.mix, dtype=_MIX_DTYPE)
         self.validate()
 
     # -- validation ----------------------------------------------------------------------------
@@ -96,6 +103,12 @@ class Prior:
             raise PriorFormatError(f"kappa must be an int in 1..64, got {self.kappa!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**64:
             raise PriorFormatError(f"seed must be an int in [0, 2^64), got {self.seed!r}")
+        if self.mix is not None:
+            K = self.config.mix_size
+            if self.mix.shape != (K,):
+                raise PriorFormatError(f"mix has shape {self.mix.shape}, expected ({K},) for this config")
+            if not np.all(np.isfinite(self.mix)):
+                raise PriorFormatError("mix has non-finite entries")
         if not isinstance(self.kind, dict):
             raise PriorFormatError("kind must be a dict")
         try:
@@ -108,10 +121,16 @@ class Prior:
         return int(self.block_index.max()) + 1
 
     # -- serialisation -------------------------------------------------------------------------
+    def _tensors(self) -> dict[str, np.ndarray]:
+        tensors = {k: getattr(self, k) for k in _TENSORS}
+        if self.mix is not None:
+            tensors["mix"] = self.mix
+        return tensors
+
     def _metadata(self) -> dict[str, str]:
         return {
             "format": FORMAT,
-            "version": VERSION,
+            "version": VERSION if self.mix is None else VERSION_MIX,
             "config": _canonical_json(self.config.to_dict()),
             "kappa": str(self.kappa),
             "seed": str(self.seed),
@@ -119,7 +138,7 @@ class Prior:
         }
 
     def to_bytes(self) -> bytes:
-        return st_save({k: getattr(self, k) for k in _TENSORS}, metadata=self._metadata())
+        return st_save(self._tensors(), metadata=self._metadata())
 
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "wb") as f:
@@ -134,9 +153,10 @@ class Prior:
             tensors = st_load(data)
         except Exception as e:  # safetensors raises its own (non-ValueError) error type
             raise PriorFormatError(f"corrupted safetensors payload: {e}") from None
-        if set(tensors) != set(_TENSORS):
-            raise PriorFormatError(f"expected tensors {sorted(_TENSORS)}, got {sorted(tensors)}")
-        for name, dt in _TENSORS.items():
+        expected = {**_TENSORS, **({"mix": _MIX_DTYPE} if meta["version"] == VERSION_MIX else {})}
+        if set(tensors) != set(expected):
+            raise PriorFormatError(f"expected tensors {sorted(expected)}, got {sorted(tensors)}")
+        for name, dt in expected.items():
             if tensors[name].dtype != dt:
                 raise PriorFormatError(f"{name} must be {np.dtype(dt).name}, got {tensors[name].dtype}")
         try:
@@ -147,7 +167,8 @@ class Prior:
             raise
         except (ValueError, TypeError) as e:
             raise PriorFormatError(f"bad prior metadata: {e}") from None
-        return cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind)
+        return cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind,
+                   tensors.get("mix"))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Prior":
@@ -166,8 +187,7 @@ class Prior:
         h = hashlib.sha256(_HASH_DOMAIN)
         meta = _canonical_json(self._metadata()).encode()
         h.update(struct.pack("<Q", len(meta)) + meta)
-        for name in sorted(_TENSORS):
-            a = getattr(self, name)
+        for name, a in sorted(self._tensors().items()):
             raw = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
             h.update(name.encode() + b"\0" + struct.pack("<Q", a.shape[0]) + raw)
         return h.digest()
@@ -200,7 +220,7 @@ def _read_metadata(data: bytes) -> dict[str, str]:
         raise PriorFormatError("missing or malformed safetensors metadata")
     if meta.get("format") != FORMAT:
         raise PriorFormatError(f"not a combiner prior (format={meta.get('format')!r})")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in (VERSION, VERSION_MIX):
         raise PriorFormatError(f"unsupported prior version {meta.get('version')!r}")
     missing = {"config", "kappa", "seed", "kind"} - set(meta)
     if missing:
@@ -329,6 +349,7 @@ def learn_prior(
     kind: dict | None = None,
     bits_per_patch: float | Sequence[float] | None = None,
     rate_target_bits: float | None = None,
+    learn_mix: bool = False,
 ) -> "Prior | list[Prior]":
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
 
@@ -365,6 +386,7 @@ def learn_prior(
     mean, std = initial_prior(config)
     single_block = torch.zeros(D, dtype=torch.long)
     fit_seed = seed
+    mix = identity_mix(config) if learn_mix else None
 
     def batches():
         for s in range(0, M, batch_patches):
@@ -373,16 +395,21 @@ def learn_prior(
     for it in range(iterations):
         steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
         for sl in batches():
-            model = BayesianINR(config, sl.stop - sl.start, device=dev)
+            model = BayesianINR(config, sl.stop - sl.start, device=dev, mix=mix, learn_mix=learn_mix)
             with torch.no_grad():
                 model.mu.copy_(mu_all[sl])
                 model.rho.copy_(rho_all[sl])
             fit_seed += 1
+            # The mixing matrices (if learned) get their own Adam state in every minibatch, like
+            # the posteriors: fit() makes one over every parameter of the model.
             fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
                 beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
-                seed=fit_seed, progress=progress)
+                seed=fit_seed, progress=progress,
+                optimizer=torch.optim.Adam(list(model.parameters()), lr=lr) if learn_mix else None)
             mu_all[sl] = model.mu.detach().cpu()
             rho_all[sl] = model.rho.detach().cpu()
+            if learn_mix:
+                mix = model.mix.detach().cpu()
         mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
         if rate_target_bits is not None:
             bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
@@ -393,17 +420,18 @@ def learn_prior(
     avg_kl = kl_bits.mean(0).numpy()
     meta = {"modality": modality, "patch_shape": [int(p) for p in patch_shape]}
     meta.update(kind or {})
+    mix_np = None if mix is None else mix.numpy()
     if rate_target_bits is not None:
         meta["beta"] = float(beta)
         meta["train_bits_per_patch"] = round(float(kl_bits.sum(1).mean()), 1)
     if bits_per_patch is None:
         block_index = make_partition(avg_kl, kappa, max_block_size, seed)
-        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta)
+        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta, mix=mix_np)
     # Several rates from one learned prior: only the partition differs.
     rates = [bits_per_patch] if np.isscalar(bits_per_patch) else list(bits_per_patch)
     priors = [
         Prior(config, mean, std, partition_for_rate(avg_kl, kappa, float(b), seed), kappa=int(kappa),
-              seed=int(seed), kind={**meta, "bits_per_patch": float(b)})
+              seed=int(seed), kind={**meta, "bits_per_patch": float(b)}, mix=mix_np)
         for b in rates
     ]
     return priors[0] if np.isscalar(bits_per_patch) else priors
