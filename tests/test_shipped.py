@@ -131,3 +131,21 @@ def test_committed_cli_bitstreams_decode_to_what_the_encoder_reported(name, sour
     else:  # combiner's audio convention: the waveform mapped to [0, 1], peak 1
         measured = media.psnr((original + 1.0) / 2.0, (out + 1.0) / 2.0, 1.0)
     assert abs(measured - reported) < 0.005  # printed with two decimals
+
+
+def test_committed_bitstream_of_a_mixing_prior_decodes_to_the_same_pixels():
+    """`combiner encode --quality 1` of a 96 x 64 crop of kodim05 (rows 200-263, columns 300-395)
+    with the session-7 photo-q1, whose network carries learned mixing matrices: the decoder must
+    apply them exactly as the encoder did (encoder printed 21.26 dB)."""
+    from combiner import media
+
+    data = (Path(__file__).parent / "data" / "kodim05-crop96x64.photo-q1.cmb").read_bytes()
+    assert combiner.api.info(data)["prior_hash"].hex() == "25311fac77ce50b7"
+    out = combiner.decode(data)
+    assert out.shape == (64, 96, 3)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == (
+        "5c5c6ce68e89ddba03e3e309d64d3ae177730d858c4fbd5d50b4e7c7cc4f17dd")
+    if not (SHARED / "kodak" / "kodim05.png").exists():
+        pytest.skip("kodim05 is not here: only the decoded output was checked")
+    crop = media.to_output(media.read(SHARED / "kodak" / "kodim05.png"))[200:264, 300:396]
+    assert abs(media.psnr(crop.astype(float), out.astype(float), 255.0) - 21.26) < 0.005

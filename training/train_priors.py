@@ -6,14 +6,17 @@
 
 The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``thumbnail`` and ``speech``
 are one learned prior (means and stds) partitioned for four rates; ``photo`` is rate-targeted:
-one prior per level, learned with beta adapted to that level's rate (``--levels 0 2`` learns only
-those, e.g. to spread the levels over processes). The recipes below are the exact settings, seeds
+one prior per level, learned with beta adapted to that level's rate and with the mixing matrices
+of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to spread the levels
+over processes). The recipes below are the exact settings, seeds
 and data of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with
-one torch thread (``--threads``), photo about 15 minutes per level. Training never reads Kodak or
+one torch thread (``--threads``), photo about 20 minutes per level. Training never reads Kodak or
 the test splits: those are for evaluation.
 
-``--iterations``, ``--steps`` and ``--first-steps`` change the learning budget for experiments
-(write those elsewhere than the shipped folder): e.g. the speech experiment in
+``--mix`` / ``--no-mix`` learn the mixing matrices of the linear reparameterisation or not (the
+recipe says which by default; ``photo`` does). ``--iterations``, ``--steps`` and
+``--first-steps`` change the learning budget for experiments (write those elsewhere than the
+shipped folder): e.g. the speech experiment in
 ``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``, the budget that
 the photo recipe now has by default.
 """
@@ -41,10 +44,12 @@ RECIPES = {
                       bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
     # size; twice the rounds and steps of the other families; one prior per level, learned at its
-    # rate (session 6: about 15 minutes per level on one core).
+    # rate, with the linear reparameterisation's mixing matrices (session 7: about 20 minutes per
+    # level on one core).
     "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
-                  rate_targeted=True, bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
+                  rate_targeted=True, learn_mix=True,
+                  bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
     # 40 random 0.1 s chunks from each of the 40 train-clean-100 clips (1,600 chunks).
     "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(1600,),
                    max_files=None, per_file=40, config="audio", iterations=5,
@@ -102,7 +107,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
-                    help="learn the linear reparameterisation's mixing matrices (experiments)")
+                    help="learn the linear reparameterisation's mixing matrices or not (default: the recipe's)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
                     help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
     args = ap.parse_args()
