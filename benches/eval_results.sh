@@ -42,6 +42,14 @@ python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 # python benches/merge_runs.py results/kodak-rate-targeted/q0 /tmp/c
 # python benches/matched_rates.py results/kodak-rate-targeted/q0 --data "$DATA/kodak"
 
+# Kodak with the photo priors with mixing matrices (session 7, kodak-mix/): kodim01-10 at photo-q1
+# on the CPU, one process per five images, and the baselines on the same ten images.
+# combiner eval KODAK_ODD --quality 1 --baselines "" -o /tmp/s7/q1-odd
+# combiner eval KODAK_EVEN --quality 1 --baselines "" -o /tmp/s7/q1-even
+# combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-mix --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-mix /tmp/s7/q1-odd /tmp/s7/q1-even
+# python benches/matched_rates.py results/kodak-mix --data "$DATA/kodak"
+
 # CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came
 # from the H200). WebP is the BD anchor: JPEG's smallest 32 x 32 file overlaps nothing.
 combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -o results/cifar10 --reference results/reference/cifar10.json
