@@ -227,14 +227,15 @@ def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor |
     """Deterministic network on features [N, F] (shared) or [P, N, F] with flat weights [P, D]
     and optional flat mixing matrices [K] (see the module docstring)."""
     x = feats
-    layers = unflatten(config, weights)
-    mixes = unflatten_mix(config, mix)
-    thetas = _augmented(config, weights) if mix is not None else [None] * len(layers)
-    for l, ((W, b), LR, theta) in enumerate(zip(layers, mixes, thetas)):
-        if LR is None:
-            x = torch.matmul(x, W) + b.unsqueeze(1)  # [P, N, out]; matmul broadcasts shared x over P
+    if mix is None:
+        layers = [(W, b.unsqueeze(1), None, None) for W, b in unflatten(config, weights)]
+    else:
+        layers = [(theta, None, L, R) for theta, (L, R) in zip(_augmented(config, weights), unflatten_mix(config, mix))]
+    for l, (W, b, L, R) in enumerate(layers):
+        if L is None:
+            x = torch.matmul(x, W) + b  # [P, N, out]; matmul broadcasts shared x over P
         else:
-            x = torch.matmul(torch.matmul(_mixed_input(x, LR[0]), theta), LR[1])
+            x = torch.matmul(torch.matmul(_mixed_input(x, L), W), R)  # W is Theta = [W; b] here
         if l < len(layers) - 1:
             x = torch.sin(config.w0 * x)
     return x

@@ -400,8 +400,8 @@ def learn_prior(
                 model.mu.copy_(mu_all[sl])
                 model.rho.copy_(rho_all[sl])
             fit_seed += 1
-            # The mixing matrices (if learned) get their own Adam state in every minibatch, like
-            # the posteriors: fit() makes one over every parameter of the model.
+            # fit()'s own Adam covers only mu and rho, so with learned mixing matrices one over
+            # every parameter is passed; like the posteriors' state it is fresh in every minibatch.
             fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
                 beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
                 seed=fit_seed, progress=progress,
