@@ -242,3 +242,21 @@ def test_learn_prior_rate_targeting_reaches_the_rate():
     assert low.kind["beta"] > 1e-4 > high.kind["beta"]
     assert 15.0 < low.kind["train_bits_per_patch"] < 45.0
     assert 200.0 < high.kind["train_bits_per_patch"] < 400.0
+
+
+def test_learn_prior_round_checkpoints_equal_shorter_runs():
+    """on_round after round r hands over exactly what iterations=r + 1 returns (mixing, rate
+    targeting and several rates included), so a deadline-stopped run leaves reproducible priors."""
+    kwargs = dict(modality="image", patch_shape=(8, 8), steps_per_iteration=10, first_steps=10,
+                  lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=5, learn_mix=True,
+                  rate_target_bits=100.0, bits_per_patch=[60.0, 120.0])
+    seen = {}
+    final = learn_prior(sine_patches(), TINY, iterations=3,
+                        on_round=lambda r, learned: seen.setdefault(r, [p.content_hash() for p in learned]), **kwargs)
+    assert sorted(seen) == [0, 1, 2]
+    assert seen[2] == [p.content_hash() for p in final]
+    shorter = learn_prior(sine_patches(), TINY, iterations=2, **kwargs)
+    assert seen[1] == [p.content_hash() for p in shorter]
+    assert seen[0] != seen[1]
+    with pytest.raises(ValueError):
+        learn_prior(sine_patches(), TINY, iterations=0, **kwargs)

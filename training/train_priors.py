@@ -60,12 +60,28 @@ RECIPES = {
 COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, pixel_fraction=0.25)
 
 
+def save_checkpoint(out: Path, round_index: int, learned) -> None:
+    """Write the priors as they stand after a round as ``NAME.roundNNN.safetensors`` (NNN = the
+    rounds done, i.e. the ``--iterations`` that gives this file); written then renamed, so a run
+    stopped mid-write leaves whole files."""
+    out.mkdir(parents=True, exist_ok=True)
+    for prior in learned if isinstance(learned, list) else [learned]:
+        path = out / f"{prior.kind['name']}.round{round_index + 1:03d}.safetensors"
+        prior.save(path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        print(json.dumps(dict(prior=prior.kind["name"], rounds=round_index + 1, hash=prior.prior_id,
+                              train_bits_per_patch=prior.kind.get("train_bits_per_patch"))), flush=True)
+
+
 def train(family: str, out: Path, data: Path, device: str | None,
-          budget: dict | None = None, levels: list[int] | None = None) -> list[dict]:
-    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/learn_mix.
+          budget: dict | None = None, levels: list[int] | None = None,
+          checkpoint: bool = False) -> list[dict]:
+    """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
+    per_file/learn_mix.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
+    ``checkpoint``: also save the priors after every round (see ``save_checkpoint``).
     """
     budget = budget or {}
     settings = {**COMMON, **RECIPES[family], **budget}
@@ -76,6 +92,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
         raise SystemExit(f"--levels needs a rate-targeted recipe; {family} learns all levels at once")
     if levels is not None and not all(0 <= q < len(rates) for q in levels):
         raise SystemExit(f"--levels: {family} has levels 0 to {len(rates) - 1}")
+    if checkpoint:
+        settings["on_round"] = lambda r, learned: save_checkpoint(out, r, learned)
     t0 = time.perf_counter()
     if rate_targeted:
         priors = [learn_prior_from_folder(folder, name=f"{family}-q{q}", device=device, progress=False,
@@ -106,6 +124,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=None, help="learning rounds (experiments)")
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
+    ap.add_argument("--per-file", type=int, default=None, help="random crops per training file (experiments)")
+    ap.add_argument("--checkpoint", action="store_true",
+                    help="also save the priors after every round (NAME.roundNNN.safetensors)")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
                     help="learn the linear reparameterisation's mixing matrices or not (default: the recipe's)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
@@ -115,9 +136,10 @@ def main() -> None:
     keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
-                                    first_steps=args.first_steps, learn_mix=args.mix).items()
+                                    first_steps=args.first_steps, per_file=args.per_file,
+                                    learn_mix=args.mix).items()
               if v is not None}
-    train(args.family, args.out, args.data, args.device, budget, args.levels)
+    train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 seed: int = 0, device: str | None = None, name: str | None = None,
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
                 rate_target_bits: float | None = None, learn_mix: bool = False,
-                progress: bool = True) -> Prior | list[Prior]:
+                progress: bool = True, on_round=None) -> Prior | list[Prior]:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
 
     ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
@@ -133,6 +133,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
     ``rate_target_bits`` adapts beta while learning so that the training posteriors reach that
     rate (see ``prior.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
+    ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
     """
     if isinstance(config, str):
         if config not in CONFIGS:
@@ -140,18 +141,21 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
         in_dim, out_dim = (2, 3) if modality == "image" else (1, 1)
         config = INRConfig(in_dim=in_dim, out_dim=out_dim, **CONFIGS[config])
     kind = {"name": name or f"{modality}-{'x'.join(map(str, patch))}-b{beta:g}", "beta": beta}
-    learned = prior_mod.learn_prior(
+
+    def named(learned):  # a list holds one prior per rate: NAME-q0, NAME-q1 ...
+        if isinstance(learned, list):
+            for q, p in enumerate(learned):
+                p.kind["name"] = f"{kind['name']}-q{q}"
+        return learned
+
+    return named(prior_mod.learn_prior(
         [(patch_coords(patch), torch.from_numpy(signals))], config, modality=modality,
         patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
         progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
         bits_per_patch=bits_per_patch, rate_target_bits=rate_target_bits, learn_mix=learn_mix,
-    )
-    if not isinstance(learned, list):
-        return learned
-    for q, p in enumerate(learned):
-        p.kind["name"] = f"{kind['name']}-q{q}"
-    return learned
+        on_round=None if on_round is None else (lambda r, learned: on_round(r, named(learned))),
+    ))
 
 
 def learn_prior_from_folder(folder: str | os.PathLike, *, modality: str, patch: tuple[int, ...],

@@ -22,7 +22,7 @@ import math
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -350,6 +350,7 @@ def learn_prior(
     bits_per_patch: float | Sequence[float] | None = None,
     rate_target_bits: float | None = None,
     learn_mix: bool = False,
+    on_round: Callable[[int, "Prior | list[Prior]"], None] | None = None,
 ) -> "Prior | list[Prior]":
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
 
@@ -370,7 +371,13 @@ def learn_prior(
     the prior's stds, end up at the rate the prior is coded at instead of at whatever rate the
     starting beta gives. The final beta is recorded in ``kind["beta"]`` (the encoder's starting
     beta) and the last measured rate in ``kind["train_bits_per_patch"]``.
+
+    ``on_round(r, priors)``: called after every round r (0-based) with what learning would return
+    if it stopped there, i.e. exactly the result of ``iterations=r + 1``: a checkpoint, so that a
+    long run stopped by a deadline still leaves usable priors.
     """
+    if iterations < 1:
+        raise ValueError("iterations must be >= 1")
     dev = pick_device(device)
     coords, values, weights = _stack_signals(signals)
     if values.shape[2] != config.out_dim or coords.shape[1] != config.in_dim:
@@ -415,13 +422,26 @@ def learn_prior(
             bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
             beta *= float(np.clip(bits / rate_target_bits, 0.5, 2.0))
             log.info("round %d: %.0f bits per patch, next beta %.3g", it, bits, beta)
+        if on_round is not None or it == iterations - 1:
+            learned = _finish(config, mu_all, rho_all, mean, std, mix, beta, kappa=kappa, seed=seed,
+                              max_block_size=max_block_size, bits_per_patch=bits_per_patch,
+                              rate_targeted=rate_target_bits is not None,
+                              meta={"modality": modality, "patch_shape": [int(p) for p in patch_shape],
+                                    **(kind or {})})
+            if on_round is not None:
+                on_round(it, learned)
+    return learned
 
+
+def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
+            std: np.ndarray, mix: torch.Tensor | None, beta: float, *, kappa: int, seed: int,
+            max_block_size: int, bits_per_patch, rate_targeted: bool, meta: dict) -> "Prior | list[Prior]":
+    """The learned prior(s) from the training posteriors and the prior after a round's M-step:
+    the partition comes from the training-average per-parameter KL under that prior."""
     kl_bits = _training_kl_bits(mu_all, rho_all, mean, std)
     avg_kl = kl_bits.mean(0).numpy()
-    meta = {"modality": modality, "patch_shape": [int(p) for p in patch_shape]}
-    meta.update(kind or {})
     mix_np = None if mix is None else mix.numpy()
-    if rate_target_bits is not None:
+    if rate_targeted:
         meta["beta"] = float(beta)
         meta["train_bits_per_patch"] = round(float(kl_bits.sum(1).mean()), 1)
     if bits_per_patch is None:

@@ -1,0 +1,44 @@
+"""The prior-training script's plumbing: recipes, level selection and per-round checkpoints."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from combiner.prior import Prior
+
+SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
+
+
+@pytest.fixture(scope="module")
+def train_priors():
+    spec = importlib.util.spec_from_file_location("train_priors", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
+    """With --checkpoint every round leaves NAME.roundNNN.safetensors; the last equals the final
+    file, and the one after round 1 equals a run with --iterations 1."""
+    folder = tmp_path / "data" / "train_photos"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(folder / f"p{k}.png")
+    tiny = dict(steps=2, first_steps=2, per_file=1)
+    rows = train_priors.train("photo", tmp_path / "a", tmp_path / "data", "cpu",
+                              {**tiny, "iterations": 2}, levels=[1], checkpoint=True)
+    assert [r["prior"] for r in rows] == ["photo-q1"]
+    files = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert files == ["photo-q1.round001.safetensors", "photo-q1.round002.safetensors", "photo-q1.safetensors"]
+    final = Prior.load(tmp_path / "a" / "photo-q1.safetensors")
+    assert Prior.load(tmp_path / "a" / "photo-q1.round002.safetensors").content_hash() == final.content_hash()
+    assert final.mix is not None  # the photo recipe learns mixing matrices
+    train_priors.train("photo", tmp_path / "b", tmp_path / "data", "cpu", {**tiny, "iterations": 1}, levels=[1])
+    assert (Prior.load(tmp_path / "b" / "photo-q1.safetensors").content_hash()
+            == Prior.load(tmp_path / "a" / "photo-q1.round001.safetensors").content_hash())
+    with pytest.raises(SystemExit):
+        train_priors.train("photo", tmp_path / "c", tmp_path / "data", "cpu", tiny, levels=[7])
