@@ -7,8 +7,8 @@
 # Inputs travel in .devdata/ (copies of ../shared/data) and the wheels in .whl/; everything
 # lands in $OUT. SMOKE=1 runs a tiny version on any machine (CPU search, 5 fitting steps).
 # PLAN=kodak-q2 runs the second lease instead: photo-q2 on kodim01-20 (four processes).
-# PLAN=kodak-all (for the next lease, not run yet): all four photo levels on kodim01-20 with the
-# 64 x 64 photo priors shipped in session 5 (four processes, one image at a time).
+# PLAN=kodak-all (never run): all four photo levels on kodim01-20, four processes, one image at
+# a time. Session 8 used benches/device_kodak.sh instead: one job per (image, level), in order.
 set -uo pipefail
 OUT=${OUT:-/tmp/device-out}
 DATA=$(realpath "${DATA:-.devdata}")

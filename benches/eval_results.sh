@@ -48,6 +48,14 @@ python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 # combiner eval KODAK_EVEN --quality 1 --baselines "" -o /tmp/s7/q1-even
 # combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-mix --reference results/reference/kodak.json
 # python benches/merge_runs.py results/kodak-mix /tmp/s7/q1-odd /tmp/s7/q1-even
+# Session 8 added q0, q2 and q3 of kodim01-10 and q1 of kodim11-14 on a lent H200 (one job per
+# image and level, six processes sharing the GPU, stopped at a deadline), q1 of kodim15-20 on the
+# CPU (two processes of three images) and the baselines of kodim11-20:
+# BUDGET=330 PARALLEL=6 bash benches/device_kodak.sh        (on the GPU machine; -> /tmp/kodak/out)
+# combiner eval KODAK_15_17_19 --quality 1 --baselines "" -o /tmp/s8/out-k1
+# combiner eval KODAK_16_18_20 --quality 1 --baselines "" -o /tmp/s8/out-k2
+# combiner -q eval KODAK_11_20 --no-combiner -o /tmp/s8/base11-20 --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-mix /tmp/kodak/out/kodim*-q*/ /tmp/s8/base11-20 /tmp/s8/out-k1 /tmp/s8/out-k2
 # python benches/matched_rates.py results/kodak-mix --data "$DATA/kodak"
 
 # CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came

@@ -18,7 +18,10 @@ recipe says which by default; ``photo`` does). ``--iterations``, ``--steps`` and
 ``--first-steps`` change the learning budget for experiments (write those elsewhere than the
 shipped folder): e.g. the speech experiment in
 ``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``, the budget that
-the photo recipe now has by default.
+the photo recipe now has by default. ``--per-file`` sets the random crops per training file, and
+``--checkpoint`` also saves the priors after every round (``NAME.roundNNN.safetensors``, exactly
+what ``--iterations NNN`` gives), so that a run stopped by a deadline, e.g. on a lent GPU
+(``benches/device_train.sh``), still leaves priors.
 """
 
 from __future__ import annotations
