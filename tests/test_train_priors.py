@@ -42,3 +42,22 @@ def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
             == Prior.load(tmp_path / "a" / "photo-q1.round001.safetensors").content_hash())
     with pytest.raises(SystemExit):
         train_priors.train("photo", tmp_path / "c", tmp_path / "data", "cpu", tiny, levels=[7])
+
+
+def test_thumbnail_recipe_learns_each_level_at_its_rate(train_priors, tmp_path):
+    """thumbnail (since session 8) learns only the asked level, at its rate, with mixing
+    matrices; switched back to one prior for all levels, --levels is refused."""
+    folder = tmp_path / "data" / "cifar10" / "train"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{k:05d}.png")
+    tiny = dict(iterations=1, steps=2, first_steps=2)
+    rows = train_priors.train("thumbnail", tmp_path / "a", tmp_path / "data", "cpu", tiny, levels=[2])
+    assert [r["prior"] for r in rows] == ["thumbnail-q2"]
+    prior = Prior.load(tmp_path / "a" / "thumbnail-q2.safetensors")
+    assert "train_bits_per_patch" in prior.kind and prior.kind["bits_per_patch"] == 1800.0
+    assert prior.mix is not None
+    with pytest.raises(SystemExit):
+        train_priors.train("thumbnail", tmp_path / "b", tmp_path / "data", "cpu",
+                           {**tiny, "rate_targeted": False}, levels=[2])

@@ -4,13 +4,13 @@
     python training/train_priors.py photo --out python/combiner/priors
     python training/train_priors.py speech --out python/combiner/priors
 
-The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``thumbnail`` and ``speech``
-are one learned prior (means and stds) partitioned for four rates; ``photo`` is rate-targeted:
+The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``speech`` is one learned
+prior (means and stds) partitioned for four rates; ``photo`` and ``thumbnail`` are rate-targeted:
 one prior per level, learned with beta adapted to that level's rate and with the mixing matrices
 of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to spread the levels
 over processes). The recipes below are the exact settings, seeds
-and data of the shipped files; on this project's 2-core CPU each family takes 6-11 minutes with
-one torch thread (``--threads``), photo about 20 minutes per level. Training never reads Kodak or
+and data of the shipped files; on this project's 2-core CPU with one torch thread
+(``--threads``) speech takes about 10 minutes, thumbnail about 10 and photo about 20 per level. Training never reads Kodak or
 the test splits: those are for evaluation.
 
 ``--mix`` / ``--no-mix`` learn the mixing matrices of the linear reparameterisation or not (the
@@ -41,9 +41,10 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # folder, modality, patch, files, crops per file, architecture, payload bits per patch per level.
 RECIPES = {
-    # CIFAR-10 train images 0-999, each one whole 32 x 32 image.
+    # CIFAR-10 train images 0-999, each one whole 32 x 32 image; like photo since session 8, one
+    # prior per level, learned at its rate, with mixing matrices (about 10 minutes per level).
     "thumbnail": dict(folder="cifar10/train", modality="image", patch=(32, 32), max_files=1000,
-                      per_file=1, config="small", iterations=10,
+                      per_file=1, config="small", iterations=10, rate_targeted=True, learn_mix=True,
                       bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
     # size; twice the rounds and steps of the other families; one prior per level, learned at its
@@ -80,7 +81,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None,
           checkpoint: bool = False) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
-    per_file/learn_mix.
+    per_file/learn_mix/rate_targeted.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -132,6 +133,8 @@ def main() -> None:
                     help="also save the priors after every round (NAME.roundNNN.safetensors)")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
                     help="learn the linear reparameterisation's mixing matrices or not (default: the recipe's)")
+    ap.add_argument("--rate-targeted", action=argparse.BooleanOptionalAction, default=None,
+                    help="learn one prior per level at its rate or one for all levels (default: the recipe's)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
                     help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
     args = ap.parse_args()
@@ -140,7 +143,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
                                     first_steps=args.first_steps, per_file=args.per_file,
-                                    learn_mix=args.mix).items()
+                                    learn_mix=args.mix, rate_targeted=args.rate_targeted).items()
               if v is not None}
     train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
 
