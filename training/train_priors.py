@@ -8,13 +8,13 @@ The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``speech`` 
 prior (means and stds) partitioned for four rates; ``photo`` and ``thumbnail`` are rate-targeted:
 one prior per level, learned with beta adapted to that level's rate and with the mixing matrices
 of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to spread the levels
-over processes). The recipes below are the exact settings, seeds
-and data of the shipped files; on this project's 2-core CPU with one torch thread
-(``--threads``) speech takes about 10 minutes, thumbnail about 10 and photo about 20 per level. Training never reads Kodak or
-the test splits: those are for evaluation.
+over processes). The recipes below are the exact settings, seeds and data of the shipped files;
+on this project's 2-core CPU with one torch thread (``--threads``) speech takes about 10
+minutes, thumbnail about 10 and photo about 20 per level. Training never reads Kodak or the test
+splits: those are for evaluation.
 
 ``--mix`` / ``--no-mix`` learn the mixing matrices of the linear reparameterisation or not (the
-recipe says which by default; ``photo`` does). ``--iterations``, ``--steps`` and
+recipe says which by default; ``photo`` and ``thumbnail`` do). ``--iterations``, ``--steps`` and
 ``--first-steps`` change the learning budget for experiments (write those elsewhere than the
 shipped folder): e.g. the speech experiment in
 ``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``, the budget that
