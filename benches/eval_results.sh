@@ -61,6 +61,12 @@ python benches/matched_rates.py results/kodak --data "$DATA/kodak"
 # CIFAR-10: the first 100 test images, all four thumbnail levels (q3 of the committed run came
 # from the H200). WebP is the BD anchor: JPEG's smallest 32 x 32 file overlaps nothing.
 combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -o results/cifar10 --reference results/reference/cifar10.json
+# The same images with the session-8 thumbnail priors (cifar10-mix/): two processes of two
+# levels each on the CPU, the baselines once, merged.
+# combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 3 --baselines "" -o /tmp/s8/cifar-a
+# combiner eval "$DATA/cifar10/test" --limit 100 --quality 1 2 --baselines "" -o /tmp/s8/cifar-b
+# combiner -q eval "$DATA/cifar10/test" --limit 100 --no-combiner --anchor webp -o results/cifar10-mix --reference results/reference/cifar10.json
+# python benches/merge_runs.py results/cifar10-mix /tmp/s8/cifar-a /tmp/s8/cifar-b
 
 # LibriSpeech test-other: the first 3 s of each of the 10 clips, all four speech levels with the
 # current defaults (the committed combiner rows came from the H200; the baseline rows from the
