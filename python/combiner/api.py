@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -125,7 +126,8 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 seed: int = 0, device: str | None = None, name: str | None = None,
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
                 rate_target_bits: float | None = None, learn_mix: bool = False,
-                progress: bool = True, on_round=None) -> Prior | list[Prior]:
+                progress: bool = True,
+                on_round: Callable[[int, Prior | list[Prior]], None] | None = None) -> Prior | list[Prior]:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
 
     ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
