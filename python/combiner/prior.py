@@ -29,7 +29,7 @@ import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from .fit import fit, pick_device
+from .fit import evaluate, fit, pick_device
 from .inr import BayesianINR, INRConfig, identity_mix, init_bounds, kl_per_param, siren_init
 
 log = logging.getLogger(__name__)
@@ -401,6 +401,7 @@ def learn_prior(
 
     for it in range(iterations):
         steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
+        mse_all = torch.empty(M)
         for sl in batches():
             model = BayesianINR(config, sl.stop - sl.start, device=dev, mix=mix, learn_mix=learn_mix)
             with torch.no_grad():
@@ -413,15 +414,19 @@ def learn_prior(
                 beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
                 seed=fit_seed, progress=progress,
                 optimizer=torch.optim.Adam(list(model.parameters()), lr=lr) if learn_mix else None)
+            # Diagnostics only (no randomness, no gradients): the posterior-mean fit of this round.
+            mse_all[sl] = evaluate(model, coords, values[sl], (mean, std), weights=weights[sl])["mse"].cpu()
             mu_all[sl] = model.mu.detach().cpu()
             rho_all[sl] = model.rho.detach().cpu()
             if learn_mix:
                 mix = model.mix.detach().cpu()
         mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
+        bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
+        psnr = -10.0 * torch.log10(mse_all.clamp_min(1e-20)).mean().item()
+        log.info("round %d: %.0f bits per patch, training PSNR %.2f dB (posterior means, beta %.3g)",
+                 it, bits, psnr, beta)
         if rate_target_bits is not None:
-            bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
             beta *= float(np.clip(bits / rate_target_bits, 0.5, 2.0))
-            log.info("round %d: %.0f bits per patch, next beta %.3g", it, bits, beta)
         if on_round is not None or it == iterations - 1:
             learned = _finish(config, mu_all, rho_all, mean, std, mix, beta, kappa=kappa, seed=seed,
                               max_block_size=max_block_size, bits_per_patch=bits_per_patch,
