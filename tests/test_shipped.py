@@ -149,3 +149,23 @@ def test_committed_bitstream_of_a_mixing_prior_decodes_to_the_same_pixels():
         pytest.skip("kodim05 is not here: only the decoded output was checked")
     crop = media.to_output(media.read(SHARED / "kodak" / "kodim05.png"))[200:264, 300:396]
     assert abs(media.psnr(crop.astype(float), out.astype(float), 255.0) - 21.26) < 0.005
+
+
+def test_committed_bitstream_of_the_session9_speech_prior_decodes_to_the_same_samples():
+    """`combiner encode --quality 1` of 0.25 s of LibriSpeech clip 2414-128291-0008 (samples
+    16000-19999, written as 16-bit FLAC) with the session-9 speech-q1: 0.05 s chunks, mixing
+    matrices (encoder printed 37.88 dB at 13.70 kbit/s)."""
+    from combiner import media
+
+    data = (Path(__file__).parent / "data" / "2414-128291-0008-1.00s-1.25s.speech-q1.cmb").read_bytes()
+    assert combiner.api.info(data)["prior_hash"].hex() == "a29154770d536c5b"
+    out = combiner.decode(data)
+    assert out.shape == (4000,)
+    pinned = np.round(np.clip(out, -1, 1) * 32767).astype("<i2")
+    assert hashlib.sha256(pinned.tobytes()).hexdigest() == (
+        "543e93383f7788affc97458aa9961bc59c38fd6551092f1e103f8997c18c4bf5")
+    source = SHARED / "audio" / "librispeech_test-other" / "2414-128291-0008.flac"
+    if not source.exists():
+        pytest.skip(f"{source} is not here: only the decoded output was checked")
+    original = media.read(source).values[16000:20000]  # on [0, 1], as the encoder saw it
+    assert abs(media.psnr(original, (out + 1.0) / 2.0, 1.0) - 37.88) < 0.005

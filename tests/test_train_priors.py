@@ -61,3 +61,30 @@ def test_thumbnail_recipe_learns_each_level_at_its_rate(train_priors, tmp_path):
     with pytest.raises(SystemExit):
         train_priors.train("thumbnail", tmp_path / "b", tmp_path / "data", "cpu",
                            {**tiny, "rate_targeted": False}, levels=[2])
+
+
+def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_overrides(train_priors, tmp_path):
+    """speech (since session 9): 0.05 s chunks with the audio800 network, one prior per level at
+    its rate, with mixing matrices, from the recipe's own starting beta; --patch, --bits and
+    --config replace the recipe's for experiments."""
+    import soundfile as sf
+
+    from combiner.api import CONFIGS
+
+    folder = tmp_path / "data" / "audio" / "librispeech_train-clean-100"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for k in range(2):
+        sf.write(folder / f"{k}.flac", (0.1 * rng.standard_normal(2000)).astype(np.float32), 16000)
+    tiny = dict(iterations=1, steps=2, first_steps=2, per_file=2)
+    train_priors.train("speech", tmp_path / "a", tmp_path / "data", "cpu", tiny, levels=[1])
+    prior = Prior.load(tmp_path / "a" / "speech-q1.safetensors")
+    assert prior.kind["patch_shape"] == [800] and prior.kind["bits_per_patch"] == 600.0
+    assert prior.mix is not None and "train_bits_per_patch" in prior.kind
+    assert prior.config.num_freqs == CONFIGS["audio800"]["num_freqs"]
+    assert prior.config.max_freq == CONFIGS["audio800"]["max_freq"]
+    train_priors.train("speech", tmp_path / "b", tmp_path / "data", "cpu",
+                       {**tiny, "patch": (400,), "bits_per_patch": [100.0, 200.0], "config": "audio"}, levels=[0])
+    other = Prior.load(tmp_path / "b" / "speech-q0.safetensors")
+    assert other.kind["patch_shape"] == [400] and other.kind["bits_per_patch"] == 100.0
+    assert other.config.num_freqs == CONFIGS["audio"]["num_freqs"]

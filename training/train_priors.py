@@ -4,24 +4,22 @@
     python training/train_priors.py photo --out python/combiner/priors
     python training/train_priors.py speech --out python/combiner/priors
 
-The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. ``speech`` is one learned
-prior (means and stds) partitioned for four rates; ``photo`` and ``thumbnail`` are rate-targeted:
-one prior per level, learned with beta adapted to that level's rate and with the mixing matrices
-of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to spread the levels
-over processes). The recipes below are the exact settings, seeds and data of the shipped files;
-on this project's 2-core CPU with one torch thread (``--threads``) speech takes about 10
-minutes, thumbnail about 10 and photo about 20 per level. Training never reads Kodak or the test
-splits: those are for evaluation.
+The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. Every family is
+rate-targeted: one prior per level, learned with beta adapted to that level's rate and with the
+mixing matrices of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to
+spread the levels over processes). The recipes below are the exact settings, seeds and data of
+the shipped files; on this project's 2-core CPU with one torch thread (``--threads``) a level
+takes about 10 minutes for thumbnail, 19 for speech and 20 for photo. Training never reads Kodak
+or the test splits: those are for evaluation.
 
-``--mix`` / ``--no-mix`` learn the mixing matrices of the linear reparameterisation or not (the
-recipe says which by default; ``photo`` and ``thumbnail`` do). ``--iterations``, ``--steps`` and
-``--first-steps`` change the learning budget for experiments (write those elsewhere than the
-shipped folder): e.g. the speech experiment in
-``results/experiments/`` used ``--iterations 10 --steps 100 --first-steps 300``, the budget that
-the photo recipe now has by default. ``--per-file`` sets the random crops per training file, and
-``--checkpoint`` also saves the priors after every round (``NAME.roundNNN.safetensors``, exactly
-what ``--iterations NNN`` gives), so that a run stopped by a deadline, e.g. on a lent GPU
-(``benches/device_train.sh``), still leaves priors.
+``--mix`` / ``--no-mix`` and ``--rate-targeted`` / ``--no-rate-targeted`` override the recipe
+(which does both). ``--iterations``, ``--steps``, ``--first-steps``, ``--beta`` (the starting
+beta), ``--config`` (a network preset of ``combiner.api.CONFIGS``), ``--patch`` and ``--bits``
+(bits per patch of each level) change the recipe for experiments (write those elsewhere than the
+shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``--per-file``
+sets the random crops per training file, and ``--checkpoint`` also saves the priors after every
+round (``NAME.roundNNN.safetensors``, exactly what ``--iterations NNN`` gives), so that a run
+stopped by a deadline, e.g. on a lent GPU (``benches/device_train.sh``), still leaves priors.
 """
 
 from __future__ import annotations
@@ -54,10 +52,14 @@ RECIPES = {
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
                   rate_targeted=True, learn_mix=True,
                   bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
-    # 40 random 0.1 s chunks from each of the 40 train-clean-100 clips (1,600 chunks).
-    "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(1600,),
-                   max_files=None, per_file=40, config="audio", iterations=5,
-                   bits_per_patch=[100 * k for k in (6.0, 12.0, 24.0, 48.0)]),
+    # 40 random 0.05 s chunks (800 samples, RECOMBINER's audio patch) from each of the 40
+    # train-clean-100 clips (1,600 chunks); since session 9 like photo, one prior per level,
+    # learned at its rate, with mixing matrices, for 16 rounds from a starting beta suited to
+    # waveforms (at 1e-5 the posteriors carry under 100 bits per chunk); about 19 minutes per level.
+    "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(800,),
+                   max_files=None, per_file=40, config="audio800", iterations=16, beta=3e-7,
+                   rate_targeted=True, learn_mix=True,
+                   bits_per_patch=[50 * k for k in (6.0, 12.0, 24.0, 48.0)]),
 }
 # Shared by every family unless its recipe says otherwise: beta, kappa, seed and the fitting
 # schedule of each learning round.
@@ -81,7 +83,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None,
           checkpoint: bool = False) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
-    per_file/learn_mix/rate_targeted.
+    per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -129,6 +131,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     ap.add_argument("--per-file", type=int, default=None, help="random crops per training file (experiments)")
+    ap.add_argument("--beta", type=float, default=None, help="starting beta (experiments)")
+    ap.add_argument("--config", default=None, help="network preset of combiner.api.CONFIGS (experiments)")
+    ap.add_argument("--patch", type=int, nargs="+", default=None, help="patch shape (experiments)")
+    ap.add_argument("--bits", type=float, nargs="+", default=None,
+                    help="bits per patch of each level (experiments)")
     ap.add_argument("--checkpoint", action="store_true",
                     help="also save the priors after every round (NAME.roundNNN.safetensors)")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
@@ -142,7 +149,9 @@ def main() -> None:
     keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
-                                    first_steps=args.first_steps, per_file=args.per_file,
+                                    first_steps=args.first_steps, per_file=args.per_file, beta=args.beta,
+                                    config=args.config, patch=tuple(args.patch) if args.patch else None,
+                                    bits_per_patch=args.bits,
                                     learn_mix=args.mix, rate_targeted=args.rate_targeted).items()
               if v is not None}
     train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)

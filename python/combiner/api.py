@@ -28,6 +28,9 @@ CONFIGS = {
     "small64": dict(num_freqs=8, max_freq=32.0, width=32, depth=3),
     "kodak": dict(num_freqs=16, max_freq=1024.0, width=48, depth=5),
     "audio": dict(num_freqs=32, max_freq=256.0, width=32, depth=3),
+    # For 800-sample (0.05 s) chunks: RECOMBINER's audio network (16 frequencies), the highest
+    # at the chunk's Nyquist rate (RECOMBINER's 1024 aliases; measured equal, session 9).
+    "audio800": dict(num_freqs=16, max_freq=400.0, width=32, depth=3),
 }
 
 PriorLike = Prior | str | os.PathLike

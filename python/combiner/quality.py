@@ -5,7 +5,7 @@ Three families ship inside the package, each a set of priors ``FAMILY-q0`` (lowe
 
 - ``thumbnail``: small images (at most ``THUMBNAIL_MAX_PIXELS``, e.g. 32 x 32), one 32 x 32 patch;
 - ``photo``: larger images of any size, cut into 64 x 64 patches that share the prior;
-- ``speech``: 16 kHz audio, cut into 0.1 s chunks.
+- ``speech``: 16 kHz audio, cut into 0.05 s chunks (800 samples).
 
 Each family also carries the encoder settings it was measured with (``ENCODE_DEFAULTS``): a photo
 has hundreds of patches per image, so it gets fewer fitting steps on a fraction of the pixels.
@@ -35,7 +35,8 @@ ENCODE_DEFAULTS: dict[str, dict] = {
     # one core instead of 12).
     "photo": dict(fit_steps=1200, refine_steps=10, lr=1e-3, pixel_fraction=0.25),
     # speech: the same trade. 300 + 3 against 1,200 + 10, same file sizes: clip 2414-128291-0008
-    # at speech-q1 37.4 -> 39.3 dB, the first 3 s of 1688-142285-0009 at speech-q0 27.9 -> 30.7 dB.
+    # at speech-q1 37.4 -> 39.3 dB, the first 3 s of 1688-142285-0009 at speech-q0 27.9 -> 30.7 dB
+    # (session 4, with the first speech priors on 0.1 s chunks).
     "speech": dict(fit_steps=1200, refine_steps=10, lr=1e-3),
 }
 
