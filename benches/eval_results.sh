@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The runs behind results/{kodak,kodak-baselines,cifar10,librispeech}: `combiner eval` on the
+# The runs behind results/{kodak,kodak-baselines,cifar10,librispeech,...}: `combiner eval` on the
 # shared evaluation data. Run from the repository root after `pip install .`. On a CPU, one torch
 # thread and one search thread per run; with a CUDA GPU and CuPy the search runs on the GPU
 # (`--search auto`) and gives the same bitstreams for the same posteriors.
@@ -72,3 +72,10 @@ combiner eval "$DATA/cifar10/test" --limit 100 --quality 0 1 2 3 --anchor webp -
 # current defaults (the committed combiner rows came from the H200; the baseline rows from the
 # session-2 CPU run, whose combiner rows used 300 fitting + 3 refinement steps and were replaced).
 combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 -o results/librispeech --reference results/reference/librispeech.json
+# The same clips with the session-9 speech priors (librispeech-mix/): q0 and q1 on the CPU, one
+# process each, two clips per batch (so that rows land as batches finish), the baselines once,
+# merged. The q1 process was stopped at the session's deadline (results/README.md says where).
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s9/lib_q0
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s9/lib_q1
+# combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-mix --reference results/reference/librispeech.json
+# python benches/merge_runs.py results/librispeech-mix /tmp/s9/lib_q0 /tmp/s9/lib_q1
