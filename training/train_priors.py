@@ -39,31 +39,27 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # folder, modality, patch, files, crops per file, architecture, payload bits per patch per level.
 RECIPES = {
-    # CIFAR-10 train images 0-999, each one whole 32 x 32 image; like photo since session 8, one
-    # prior per level, learned at its rate, with mixing matrices (about 10 minutes per level).
+    # CIFAR-10 train images 0-999, each one whole 32 x 32 image (about 10 minutes per level).
     "thumbnail": dict(folder="cifar10/train", modality="image", patch=(32, 32), max_files=1000,
-                      per_file=1, config="small", iterations=10, rate_targeted=True, learn_mix=True,
+                      per_file=1, config="small", iterations=10,
                       bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
-    # size; twice the rounds and steps of the other families; one prior per level, learned at its
-    # rate, with the linear reparameterisation's mixing matrices (session 7: about 20 minutes per
-    # level on one core).
+    # size; twice the steps of the other families (about 20 minutes per level).
     "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
                   per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
-                  rate_targeted=True, learn_mix=True,
                   bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
     # 40 random 0.05 s chunks (800 samples, RECOMBINER's audio patch) from each of the 40
-    # train-clean-100 clips (1,600 chunks); since session 9 like photo, one prior per level,
-    # learned at its rate, with mixing matrices, for 16 rounds from a starting beta suited to
-    # waveforms (at 1e-5 the posteriors carry under 100 bits per chunk); about 19 minutes per level.
+    # train-clean-100 clips (1,600 chunks); 16 rounds from a starting beta suited to waveforms
+    # (at 1e-5 the posteriors carry under 100 bits per chunk); about 19 minutes per level.
     "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(800,),
                    max_files=None, per_file=40, config="audio800", iterations=16, beta=3e-7,
-                   rate_targeted=True, learn_mix=True,
                    bits_per_patch=[50 * k for k in (6.0, 12.0, 24.0, 48.0)]),
 }
-# Shared by every family unless its recipe says otherwise: beta, kappa, seed and the fitting
-# schedule of each learning round.
-COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, pixel_fraction=0.25)
+# Shared by every family unless its recipe says otherwise: beta, kappa, seed, the fitting schedule
+# of each learning round, and how every family learns since session 9 (photo since 7, thumbnail
+# since 8): one prior per level, at its rate, with the mixing matrices.
+COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, pixel_fraction=0.25,
+              rate_targeted=True, learn_mix=True)
 
 
 def save_checkpoint(out: Path, round_index: int, learned) -> None:
