@@ -24,7 +24,7 @@ from combiner import bitstream, gpu_search, rec
 from combiner.bitstream import Header
 from combiner.errors import PriorMismatchError
 from combiner.fit import fit, pick_device
-from combiner.inr import BayesianINR, fourier_features, mlp_forward
+from combiner.inr import BayesianINR, network_forward
 from combiner.media import Signal, psnr
 from combiner.prior import Prior
 from combiner.tiling import from_patches, patch_coords, patch_grid, to_patches
@@ -87,10 +87,10 @@ def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
     """Run the INRs with flat weights [P, D] on the patch grid and reassemble the signal (CPU)."""
     patch = _patch_shape(prior)
     coords = patch_coords(patch)
-    feats = fourier_features(coords, prior.config.frequencies().to(torch.float32))
+    freqs = prior.config.frequencies().to(torch.float32)
     with torch.no_grad():
         mix = None if prior.mix is None else torch.from_numpy(prior.mix)
-        out = mlp_forward(prior.config, feats, torch.from_numpy(np.ascontiguousarray(weights)), mix)
+        out = network_forward(prior.config, coords, freqs, torch.from_numpy(np.ascontiguousarray(weights)), mix)
     values = from_patches(out.numpy(), header.shape if header.modality == "image" else (header.height, 1), patch)
     values = np.clip(values, 0.0, 1.0).astype(np.float32)
     if header.modality == "audio":

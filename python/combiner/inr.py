@@ -11,8 +11,19 @@ prior, the partition into blocks and the bitstream:
         weight W_l, shape [in_l, out_l], row-major  (flat index = in_idx * out_l + out_idx)
         bias   b_l, shape [out_l]
 
-with ``in_0 = 2 * in_dim * num_freqs``, ``out_l = width`` for hidden layers and ``out_depth = out_dim``.
-Weights are stored [in, out] (not PyTorch's [out, in]) so that ``x @ W`` needs no transpose.
+    then, if the config has a latent grid, the latents z, shape [latent_channels, g(, g)] row-major
+    (g = latent_grid points per patch axis, channel slowest)
+
+with ``in_0 = 2 * in_dim * num_freqs + latent_channels``, ``out_l = width`` for hidden layers and
+``out_depth = out_dim``. Weights are stored [in, out] (not PyTorch's [out, in]) so that ``x @ W``
+needs no transpose.
+
+Latent positional features (after RECOMBINER's learned positional encodings, without its conv
+upsampler): a patch may carry its own small grid of latents, coded like the weights. At a point
+of the patch the network input is its Fourier features followed by the latents interpolated
+(bilinearly, or linearly for audio) at that point; the grid's points span the patch corner to
+corner. The latents give the network cheap local detail that a small SIREN can only buy with many
+weights, and the prior learns which of them are worth their bits.
 
 Linear reparameterisation (after RECOMBINER): a prior may carry two mixing matrices per layer,
 learned with the prior and fixed at test time: L_l [in_l + 1, in_l + 1] and R_l [out_l, out_l]. The
@@ -44,6 +55,9 @@ __all__ = [
     "siren_init",
     "kl_per_param",
     "mlp_forward",
+    "network_forward",
+    "network_inputs",
+    "latent_features",
     "identity_mix",
     "unflatten_mix",
 ]
@@ -52,6 +66,8 @@ __all__ = [
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
 # adds no noise whenever the true variance is larger than the floor.
 _TINY_VAR = 1e-20
+# Half-width of the uniform init of latents: the range of the Fourier features they sit beside.
+LATENT_INIT_BOUND = 1.0
 
 
 @dataclass(frozen=True)
@@ -69,12 +85,22 @@ class INRConfig:
     width: int = 48
     depth: int = 5
     w0: float = 30.0
+    latent_grid: int = 0  # latent points per patch axis (0: no latents)
+    latent_channels: int = 0
 
     def __post_init__(self) -> None:
         for name in ("in_dim", "out_dim", "num_freqs", "width", "depth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"INRConfig.{name} must be a positive int, got {v!r}")
+        for name in ("latent_grid", "latent_channels"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4096:
+                raise ValueError(f"INRConfig.{name} must be an int in 0..4096, got {v!r}")
+        if (self.latent_grid == 0) != (self.latent_channels == 0) or self.latent_grid == 1:
+            raise ValueError("latent_grid (>= 2) and latent_channels must be both set or both 0")
+        if self.latent_grid and self.in_dim > 2:
+            raise ValueError("latent grids are defined for 1-D and 2-D signals only")
         for name in ("max_freq", "w0"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
@@ -87,17 +113,31 @@ class INRConfig:
 
     @property
     def feature_dim(self) -> int:
+        """Number of Fourier features (the network input without latents)."""
         return 2 * self.in_dim * self.num_freqs
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
         """(in, out) of every linear layer, in layout order."""
-        dims = [self.feature_dim] + [self.width] * self.depth + [self.out_dim]
+        dims = [self.feature_dim + self.latent_channels] + [self.width] * self.depth + [self.out_dim]
         return list(zip(dims[:-1], dims[1:]))
 
     @property
-    def num_params(self) -> int:
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one patch's latents, [C, g(, g)]; () without latents."""
+        if not self.latent_grid:
+            return ()
+        return (self.latent_channels,) + (self.latent_grid,) * self.in_dim
+
+    @property
+    def num_weights(self) -> int:
+        """Weights and biases of the network: the flat layout before the latents."""
         return sum(i * o + o for i, o in self.layer_shapes)
+
+    @property
+    def num_params(self) -> int:
+        """Everything coded per patch: weights, biases and latents."""
+        return self.num_weights + math.prod(self.latent_shape) if self.latent_grid else self.num_weights
 
     @property
     def mix_size(self) -> int:
@@ -117,7 +157,10 @@ class INRConfig:
         return torch.exp(torch.linspace(0.0, math.log(self.max_freq), self.num_freqs, dtype=torch.float64))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.latent_grid:  # configs without latents serialise as before (prior hashes)
+            del d["latent_grid"], d["latent_channels"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "INRConfig":
@@ -127,7 +170,7 @@ class INRConfig:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown INRConfig keys: {sorted(unknown)}")
-        missing = known - set(d)
+        missing = known - set(d) - {"latent_grid", "latent_channels"}
         if missing:
             raise ValueError(f"missing INRConfig keys: {sorted(missing)}")
         return cls(**d)
@@ -142,6 +185,34 @@ def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
     xw = math.pi * coords.unsqueeze(-1) * freqs.to(coords.dtype)  # [..., in_dim, F]
     xw = xw.flatten(-2)
     return torch.cat([torch.cos(xw), torch.sin(xw)], dim=-1)
+
+
+def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
+    """The latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels].
+
+    Grid point k of g sits at -1 + 2 k / (g - 1), so the grid spans the patch corner to corner
+    (grid_sample with align_corners=True); audio uses a 1-row image.
+    """
+    P = flat.shape[0]
+    z = flat[:, config.num_weights:].reshape(P, *config.latent_shape)
+    if config.in_dim == 1:
+        z = z.unsqueeze(2)  # [P, C, 1, g]
+        xy = torch.stack([coords[:, 0], torch.zeros_like(coords[:, 0])], dim=-1)
+    else:
+        xy = coords.flip(-1)  # grid_sample wants (x = column, y = row)
+    grid = xy.to(z.dtype).view(1, 1, -1, 2).expand(P, 1, -1, 2)
+    out = torch.nn.functional.grid_sample(z, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out[:, :, 0, :].transpose(1, 2)
+
+
+def network_inputs(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor) -> Tensor:
+    """The first layer's input: Fourier features [N, F] (shared by all patches), or with latents
+    [P, N, F + C] (each patch its own), the latents taken from flat [P, D]."""
+    feats = fourier_features(coords, freqs)
+    if not config.latent_grid:
+        return feats
+    lat = latent_features(config, coords, flat)
+    return torch.cat([feats.to(lat.dtype).expand(lat.shape[0], -1, -1), lat], dim=-1)
 
 
 def unflatten(config: INRConfig, flat: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -203,6 +274,8 @@ def init_bounds(config: INRConfig) -> Tensor:
     for l, (i, o) in enumerate(config.layer_shapes):
         a = 1.0 / i if l == 0 else math.sqrt(6.0 / i) / config.w0
         parts.append(torch.full((i * o + o,), a, dtype=torch.float32))
+    if config.latent_grid:  # latents on the scale of the Fourier features, [-1, 1]
+        parts.append(torch.full((math.prod(config.latent_shape),), LATENT_INIT_BOUND, dtype=torch.float32))
     return torch.cat(parts)
 
 
@@ -223,9 +296,16 @@ def kl_per_param(mu: Tensor, sigma: Tensor, prior_mean: Tensor, prior_std: Tenso
     return 0.5 * (var_ratio + diff * diff - 1.0 - torch.log(var_ratio))
 
 
+def network_forward(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor,
+                    mix: Tensor | None = None) -> Tensor:
+    """Deterministic network at coords [N, in] with flat parameters [P, D] (latents included)."""
+    return mlp_forward(config, network_inputs(config, coords, freqs, flat), flat, mix)
+
+
 def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor | None = None) -> Tensor:
-    """Deterministic network on features [N, F] (shared) or [P, N, F] with flat weights [P, D]
-    and optional flat mixing matrices [K] (see the module docstring)."""
+    """Deterministic network on inputs [N, F] (shared) or [P, N, F] with flat parameters [P, D]
+    (latents, if any, are not read: see `network_forward`) and optional flat mixing matrices [K]
+    (see the module docstring)."""
     x = feats
     if mix is None:
         layers = [(W, b.unsqueeze(1), None, None) for W, b in unflatten(config, weights)]
@@ -326,8 +406,15 @@ class BayesianINR(torch.nn.Module):
             torch.where(self.fixed_mask, m, mean), torch.where(self.fixed_mask, s, sigma), m, s
         )
 
-    def features(self, coords: Tensor) -> Tensor:
-        return fourier_features(coords, self.freqs)
+    def inputs(self, coords: Tensor, mean: Tensor, sigma: Tensor, generator) -> Tensor:
+        """First-layer inputs with the latents drawn from their posterior (plain
+        reparameterisation: they enter the network nonlinearly, after interpolation)."""
+        if not self.config.latent_grid:
+            return fourier_features(coords, self.freqs)
+        lat = slice(self.config.num_weights, None)
+        eps = torch.randn(mean[:, lat].shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        drawn = torch.cat([mean[:, :lat.start], mean[:, lat] + sigma[:, lat] * eps], dim=1)
+        return network_inputs(self.config, coords, self.freqs, drawn)
 
     def forward(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Stochastic forward with local reparameterisation: coords [N, in] or [P, N, in] -> [P, N, out].
@@ -336,7 +423,7 @@ class BayesianINR(torch.nn.Module):
         fresh noise per (patch, point, unit): lower-variance gradients than sampling weights.
         """
         mean, sigma = self.posterior()
-        x = self.features(coords)
+        x = self.inputs(coords, mean, sigma, generator)
         if self.mix is not None:
             return self._forward_mixed(x, mean, sigma, generator)
         mean_layers = unflatten(self.config, mean)
@@ -370,7 +457,7 @@ class BayesianINR(torch.nn.Module):
 
     def forward_weights(self, coords: Tensor, weights: Tensor) -> Tensor:
         """Deterministic network with given flat weights [P, D] (decoder / final evaluation)."""
-        return mlp_forward(self.config, self.features(coords), weights, self.mix)
+        return network_forward(self.config, coords, self.freqs, weights, self.mix)
 
     def forward_mean(self, coords: Tensor) -> Tensor:
         """Posterior-mean network (fixed entries at their fixed values)."""

@@ -1,0 +1,117 @@
+"""Latent positional features: per-patch latent grids coded with the weights (see combiner.inr)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import combiner
+from combiner import codec
+from combiner.inr import (
+    LATENT_INIT_BOUND,
+    BayesianINR,
+    INRConfig,
+    init_bounds,
+    latent_features,
+    network_forward,
+    siren_init,
+)
+from combiner.prior import Prior, initial_prior, make_partition
+from combiner.tiling import patch_coords
+
+torch.set_num_threads(1)
+
+IMAGE = INRConfig(in_dim=2, out_dim=3, num_freqs=4, max_freq=8.0, width=8, depth=2, latent_grid=3,
+                  latent_channels=2)
+AUDIO = INRConfig(in_dim=1, out_dim=1, num_freqs=4, max_freq=8.0, width=8, depth=2, latent_grid=5,
+                  latent_channels=2)
+FAST = dict(fit_steps=40, refine_steps=2, lr=1e-3, progress=False)
+
+
+def test_latents_follow_the_weights_in_the_flat_layout():
+    plain = INRConfig(in_dim=2, out_dim=3, num_freqs=4, max_freq=8.0, width=8, depth=2)
+    assert IMAGE.layer_shapes[0] == (plain.feature_dim + 2, 8)  # latents widen the first layer only
+    assert IMAGE.layer_shapes[1:] == plain.layer_shapes[1:]
+    assert IMAGE.latent_shape == (2, 3, 3) and AUDIO.latent_shape == (2, 5)
+    assert IMAGE.num_params == IMAGE.num_weights + 18
+    bounds = init_bounds(IMAGE)
+    assert bounds.shape == (IMAGE.num_params,)
+    assert torch.all(bounds[IMAGE.num_weights:] == LATENT_INIT_BOUND)
+    assert bounds[0] == 1.0 / (plain.feature_dim + 2)
+
+
+def test_config_without_latents_serialises_as_before():
+    plain = INRConfig(width=8, depth=2)
+    assert "latent_grid" not in plain.to_dict()  # so the shipped priors keep their hashes
+    assert INRConfig.from_dict(plain.to_dict()) == plain
+    assert INRConfig.from_dict(IMAGE.to_dict()) == IMAGE
+    for bad in ({"latent_grid": 3}, {"latent_channels": 2}, {"latent_grid": 1, "latent_channels": 2},
+                {"latent_grid": -2, "latent_channels": 2}, {"latent_grid": True, "latent_channels": 2},
+                {"in_dim": 3, "latent_grid": 3, "latent_channels": 2}):
+        with pytest.raises(ValueError):
+            INRConfig(**bad)
+
+
+def test_interpolation_hits_the_grid_points_and_is_linear_between():
+    flat = siren_init(IMAGE, 2, torch.Generator().manual_seed(0))
+    z = flat[:, IMAGE.num_weights:].reshape(2, 2, 3, 3)
+    coords = torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [-0.5, 0.0]])
+    got = latent_features(IMAGE, coords, flat)  # [P, N, C]
+    torch.testing.assert_close(got[:, 0], z[:, :, 0, 0])
+    torch.testing.assert_close(got[:, 1], z[:, :, 0, 2])  # (row -1, column +1): top right
+    torch.testing.assert_close(got[:, 2], z[:, :, 2, 1])
+    torch.testing.assert_close(got[:, 3], z[:, :, 1, 1])
+    torch.testing.assert_close(got[:, 4], 0.5 * (z[:, :, 0, 1] + z[:, :, 1, 1]))
+    flat_a = siren_init(AUDIO, 1, torch.Generator().manual_seed(1))
+    za = flat_a[:, AUDIO.num_weights:].reshape(1, 2, 5)
+    got_a = latent_features(AUDIO, torch.tensor([[-1.0], [0.5], [0.25]]), flat_a)  # points every 0.5
+    torch.testing.assert_close(got_a[:, 0], za[:, :, 0])
+    torch.testing.assert_close(got_a[:, 1], za[:, :, 3])
+    torch.testing.assert_close(got_a[:, 2], 0.5 * (za[:, :, 2] + za[:, :, 3]))
+
+
+def test_stochastic_forward_draws_the_latents_it_is_given():
+    """With (almost) zero posterior std the sampled network is the mean network, latents included;
+    with a wide latent std it is not, so the latents are really drawn."""
+    model = BayesianINR(IMAGE, 3, generator=torch.Generator().manual_seed(2), rho_init=-40.0)
+    coords = patch_coords((6, 6))
+    mean_out = model.forward_mean(coords)
+    torch.testing.assert_close(model(coords, generator=torch.Generator().manual_seed(3)), mean_out)
+    torch.testing.assert_close(mean_out, network_forward(IMAGE, coords, model.freqs, model.mu.detach()))
+    with torch.no_grad():
+        model.rho[:, IMAGE.num_weights:] = 0.0  # latents only: std softplus(0) = 0.69
+    noisy = model(coords, generator=torch.Generator().manual_seed(3))
+    assert (noisy - mean_out).abs().max() > 1e-3
+
+
+def _prior(config: INRConfig, modality: str, patch: tuple[int, ...], name: str) -> Prior:
+    mean = siren_init(config, 1, torch.Generator().manual_seed(0))[0].numpy()
+    std = initial_prior(config)[1]
+    block_index = make_partition(np.full(config.num_params, 0.25), kappa=8, max_block_size=25, seed=1)
+    kind = {"modality": modality, "patch_shape": list(patch), "name": name, "beta": 1e-4}
+    return Prior(config, mean, std, block_index, kappa=8, seed=0, kind=kind)
+
+
+def test_image_with_latents_round_trips_and_the_prior_file_keeps_them(tmp_path):
+    prior = _prior(IMAGE, "image", (8, 8), "tiny-latent")
+    prior.save(tmp_path / "p.safetensors")
+    loaded = Prior.load(tmp_path / "p.safetensors")
+    assert loaded.config == IMAGE and loaded.content_hash() == prior.content_hash()
+    img = np.random.default_rng(4).integers(0, 256, (11, 13, 3), dtype=np.uint8)
+    res = combiner.api.encode_detailed(img, prior=loaded, **FAST)
+    _, weights = codec.decode_weights(res.data, prior)
+    assert weights.tobytes() == res.weights.tobytes()
+    out = combiner.decode(res.data, prior=prior)
+    assert out.shape == img.shape
+    assert combiner.media.psnr(img / 255.0, out / 255.0) == pytest.approx(res.psnr, abs=0.05)
+
+
+def test_audio_with_latents_round_trips():
+    prior = _prior(AUDIO, "audio", (32,), "tiny-latent-audio")
+    clip = np.sin(np.linspace(0, 40, 70)).astype(np.float32) * 0.5
+    res = combiner.api.encode_detailed(clip, prior=prior, sample_rate=16000, **FAST)
+    _, weights = codec.decode_weights(res.data, prior)
+    assert weights.tobytes() == res.weights.tobytes()
+    out = combiner.decode(res.data, prior=prior)
+    np.testing.assert_allclose(out, res.decoded.values * 2.0 - 1.0, atol=1e-6)
