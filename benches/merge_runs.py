@@ -3,8 +3,9 @@ processes or machines) into the first one, then rebuild its outputs.
 
     python benches/merge_runs.py results/kodak /tmp/kodak-part2 [...]
 
-Rows of the other folders' ``rows.jsonl`` are appended to the first folder's journal unless it
-already has that (codec, setting, item). The summary then covers the items that have a row for
+Rows of the other folders' ``rows.jsonl`` are appended to the first folder's journal (rebuilt
+from its ``rows.csv`` in a fresh clone, where journals are not committed) unless it already has
+that (codec, setting, item). The summary then covers the items that have a row for
 every (codec, setting) in the journal, so that every point of every curve averages the same
 items; rows of items still missing a setting stay in the journal for a later merge or
 ``--resume``. The commands of all runs are kept in the summary, and the machines of all runs in
@@ -32,7 +33,7 @@ def complete_items(rows: list[dict]) -> list[str]:
 
 
 def merge(dest: Path, sources: list[Path]) -> dict:
-    rows = evaluate.read_journal(dest / "rows.jsonl")
+    rows = evaluate.read_rows(dest)
     seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
     summary = json.loads((dest / "summary.json").read_text())
     commands = summary["command"].removesuffix(SUFFIX).split(" ; ")

@@ -133,6 +133,19 @@ def test_rebuild_from_the_journal_gives_the_same_summary(image_eval):
     assert after["curves"] == before["curves"] and after["bd"] == before["bd"]
 
 
+def test_a_committed_folder_without_its_journal_rebuilds_from_rows_csv(image_eval, tmp_path):
+    """Journals are not committed (.gitignore): a fresh clone has rows.csv only."""
+    _, out = image_eval
+    copy = tmp_path / "committed"
+    copy.mkdir()
+    for name in ("rows.csv", "summary.json"):
+        (copy / name).write_bytes((out / name).read_bytes())
+    assert evaluate.read_rows(copy) == evaluate.read_journal(out / "rows.jsonl")
+    before = json.loads((out / "summary.json").read_text())
+    after = evaluate.rebuild(copy)
+    assert after["curves"] == before["curves"] and after["bd"] == before["bd"]
+
+
 def test_rebuild_keeps_the_machines_of_a_merged_folder(image_eval):
     _, out = image_eval
     before = json.loads((out / "summary.json").read_text())

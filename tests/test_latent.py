@@ -9,7 +9,6 @@ import torch
 import combiner
 from combiner import codec
 from combiner.inr import (
-    LATENT_INIT_BOUND,
     BayesianINR,
     INRConfig,
     init_bounds,
@@ -37,7 +36,7 @@ def test_latents_follow_the_weights_in_the_flat_layout():
     assert IMAGE.num_params == IMAGE.num_weights + 18
     bounds = init_bounds(IMAGE)
     assert bounds.shape == (IMAGE.num_params,)
-    assert torch.all(bounds[IMAGE.num_weights:] == LATENT_INIT_BOUND)
+    assert torch.all(bounds[IMAGE.num_weights:] == 1.0 / IMAGE.w0)  # w0 * z starts on [-1, 1]
     assert bounds[0] == 1.0 / (plain.feature_dim + 2)
 
 
@@ -55,7 +54,7 @@ def test_config_without_latents_serialises_as_before():
 
 def test_interpolation_hits_the_grid_points_and_is_linear_between():
     flat = siren_init(IMAGE, 2, torch.Generator().manual_seed(0))
-    z = flat[:, IMAGE.num_weights:].reshape(2, 2, 3, 3)
+    z = IMAGE.w0 * flat[:, IMAGE.num_weights:].reshape(2, 2, 3, 3)  # the gain w0 (see latent_features)
     coords = torch.tensor([[-1.0, -1.0], [-1.0, 1.0], [1.0, 0.0], [0.0, 0.0], [-0.5, 0.0]])
     got = latent_features(IMAGE, coords, flat)  # [P, N, C]
     torch.testing.assert_close(got[:, 0], z[:, :, 0, 0])
@@ -64,7 +63,7 @@ def test_interpolation_hits_the_grid_points_and_is_linear_between():
     torch.testing.assert_close(got[:, 3], z[:, :, 1, 1])
     torch.testing.assert_close(got[:, 4], 0.5 * (z[:, :, 0, 1] + z[:, :, 1, 1]))
     flat_a = siren_init(AUDIO, 1, torch.Generator().manual_seed(1))
-    za = flat_a[:, AUDIO.num_weights:].reshape(1, 2, 5)
+    za = AUDIO.w0 * flat_a[:, AUDIO.num_weights:].reshape(1, 2, 5)
     got_a = latent_features(AUDIO, torch.tensor([[-1.0], [0.5], [0.25]]), flat_a)  # points every 0.5
     torch.testing.assert_close(got_a[:, 0], za[:, :, 0])
     torch.testing.assert_close(got_a[:, 1], za[:, :, 3])

@@ -14,6 +14,7 @@ package (Akima interpolation).
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -242,12 +243,25 @@ def rebuild(out: str | Path) -> dict:
         settings["machines"] = old["machines"]
     if settings["anchor"] is None and settings["baselines"]:
         settings["anchor"] = settings["baselines"][0]
-    return _write_outputs(read_journal(out / "rows.jsonl"), settings, out)
+    return _write_outputs(read_rows(out), settings, out)
 
 
 def read_journal(path: Path) -> list[dict]:
     """The rows of an eval journal (``rows.jsonl``), in the order they were measured."""
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+_INT_FIELDS, _FLOAT_FIELDS = {"bytes"}, {"rate", "psnr", "mse", "encode_s", "decode_s"}
+
+
+def read_rows(out: Path) -> list[dict]:
+    """The rows of an eval folder: its journal, or, where only ``rows.csv`` is kept (the
+    committed results folders: journals are not committed), the CSV with its numbers parsed."""
+    if (out / "rows.jsonl").exists():
+        return read_journal(out / "rows.jsonl")
+    with open(out / "rows.csv", newline="") as f:
+        return [{k: int(v) if k in _INT_FIELDS else float(v) if k in _FLOAT_FIELDS else v
+                 for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def _write_outputs(rows: list[dict], settings: dict, out: Path) -> dict:

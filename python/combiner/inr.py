@@ -20,9 +20,9 @@ needs no transpose.
 
 Latent positional features (after RECOMBINER's learned positional encodings, without its conv
 upsampler): a patch may carry its own small grid of latents, coded like the weights. At a point
-of the patch the network input is its Fourier features followed by the latents interpolated
-(bilinearly, or linearly for audio) at that point; the grid's points span the patch corner to
-corner. The latents give the network cheap local detail that a small SIREN can only buy with many
+of the patch the network input is its Fourier features followed by w0 times the latents
+interpolated (bilinearly, or linearly for audio) at that point; the grid's points span the patch
+corner to corner. The latents give the network cheap local detail that a small SIREN can only buy with many
 weights, and the prior learns which of them are worth their bits.
 
 Linear reparameterisation (after RECOMBINER): a prior may carry two mixing matrices per layer,
@@ -66,8 +66,6 @@ __all__ = [
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
 # adds no noise whenever the true variance is larger than the floor.
 _TINY_VAR = 1e-20
-# Half-width of the uniform init of latents: the range of the Fourier features they sit beside.
-LATENT_INIT_BOUND = 1.0
 
 
 @dataclass(frozen=True)
@@ -188,10 +186,14 @@ def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
 
 
 def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
-    """The latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels].
+    """w0 times the latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels].
 
     Grid point k of g sits at -1 + 2 k / (g - 1), so the grid spans the patch corner to corner
-    (grid_sample with align_corners=True); audio uses a 1-row image.
+    (grid_sample with align_corners=True); audio uses a 1-row image. The gain w0 puts the latents
+    on the scale of the weights (SIREN's first layer uses the same trick): an optimiser step
+    moves every parameter by about the learning rate, so latents stored on the [-1, 1] scale of
+    their features hardly moved while the weights learned (measured: their learned prior std
+    stayed at the posterior noise, 0.004).
     """
     P = flat.shape[0]
     z = flat[:, config.num_weights:].reshape(P, *config.latent_shape)
@@ -202,7 +204,7 @@ def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
         xy = coords.flip(-1)  # grid_sample wants (x = column, y = row)
     grid = xy.to(z.dtype).view(1, 1, -1, 2).expand(P, 1, -1, 2)
     out = torch.nn.functional.grid_sample(z, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out[:, :, 0, :].transpose(1, 2)
+    return config.w0 * out[:, :, 0, :].transpose(1, 2)
 
 
 def network_inputs(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor) -> Tensor:
@@ -274,8 +276,8 @@ def init_bounds(config: INRConfig) -> Tensor:
     for l, (i, o) in enumerate(config.layer_shapes):
         a = 1.0 / i if l == 0 else math.sqrt(6.0 / i) / config.w0
         parts.append(torch.full((i * o + o,), a, dtype=torch.float32))
-    if config.latent_grid:  # latents on the scale of the Fourier features, [-1, 1]
-        parts.append(torch.full((math.prod(config.latent_shape),), LATENT_INIT_BOUND, dtype=torch.float32))
+    if config.latent_grid:  # w0 * z, the network's input, starts on the Fourier features' [-1, 1]
+        parts.append(torch.full((math.prod(config.latent_shape),), 1.0 / config.w0, dtype=torch.float32))
     return torch.cat(parts)
 
 
