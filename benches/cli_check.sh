@@ -17,6 +17,8 @@ CLIP=$DATA/audio/librispeech_test-other/2414-128291-0008.flac
 run() {  # run NAME CMD...: stdout+stderr to NAME.log, GNU time's report to NAME.time
   local name=$1; shift
   /usr/bin/time -v -o "$OUT/$name.time" "$@" >"$OUT/$name.log" 2>&1
+  # Keep what a terminal would show last on each line: the progress bars redraw with \r.
+  sed -i 's/.*\r//' "$OUT/$name.log"
   grep -E "Elapsed|Maximum resident" "$OUT/$name.time" | sed "s/^/$name: /"
 }
 

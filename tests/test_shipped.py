@@ -113,10 +113,15 @@ SHARED = Path(os.environ.get("COMBINER_SHARED_DATA", Path(__file__).resolve().pa
      "9a2016650d88a798b5a759297971a9825354a3dd4eea38a98c3238c351058f85", 22.78),
     ("2414-128291-0008.speech-q1.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
      "29afe776aa20a3fa1b72cb8585a9dab475f687395016285eba91d91a3821a7e6", 39.30),
+    # The same two inputs with the priors shipped at session 10 (the fresh-install check again).
+    ("kodim01.photo-q1.25311fac.cmb", "kodak/kodim01.png",
+     "66aff3dcf9740a2c429d752350b205001ec5a199bf6c1b97e1021848a465f7ef", 25.13),
+    ("2414-128291-0008.speech-q1.a2915477.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
+     "68b7197349006ee43f2ee182187a5d0ba31a49d06b7c4798ad33cec5938602f6", 41.87),
 ])
 def test_committed_cli_bitstreams_decode_to_what_the_encoder_reported(name, source, sha256, reported):
-    """Bitstreams written by `combiner encode` with no prior flag (results/cli-check): a Kodak
-    image at photo-q1 and a LibriSpeech clip at speech-q1. Their decoded output is pinned (audio
+    """Bitstreams written by `combiner encode` with no prior flag (results/cli-check, sessions 3
+    and 10): a Kodak image at photo-q1 and a LibriSpeech clip at speech-q1. Their decoded output is pinned (audio
     rounded to 16 bits), and its PSNR against the source is the one `combiner encode` printed."""
     from combiner import media
 
