@@ -79,3 +79,12 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s9/lib_q1
 # combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-mix --reference results/reference/librispeech.json
 # python benches/merge_runs.py results/librispeech-mix /tmp/s9/lib_q0 /tmp/s9/lib_q1
+# Session 10 finished it: q1 on clips 7-10 (--resume over the six session-9 rows, copied into
+# /tmp/s10/lib_q1/rows.jsonl), q2, and q3 in two processes (the second over a folder of links to
+# clips 7-10); then the summary's anchor was set to opus and the folder rebuilt
+# (combiner.evaluate.rebuild).
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --baselines "" --max-patches 120 --resume -o /tmp/s10/lib_q1
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 2 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s10/lib_q2
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s10/lib_q3
+# combiner -q eval /tmp/s10/clips_7_10 --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s10/lib_q3b
+# python benches/merge_runs.py results/librispeech-mix /tmp/s10/lib_q1 /tmp/s10/lib_q2 /tmp/s10/lib_q3 /tmp/s10/lib_q3b
