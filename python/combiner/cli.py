@@ -184,8 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--modality", choices=["image", "audio"], default="image")
     lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
     lp.add_argument("--config", default="small",
-                    help="network preset: small (32 x 32 patches), small64 (64 x 64), kodak "
-                         "(COMBINER's whole-image network), audio800 (800-sample chunks), audio")
+                    help=f"network preset of combiner.api.CONFIGS: {', '.join(api.CONFIGS)}")
     lp.add_argument("--beta", type=float, default=1e-5, help="rate-distortion trade-off")
     lp.add_argument("--bits-per-patch", type=float, default=None,
                     help="learn the prior for this rate: beta (then only the starting value) is "

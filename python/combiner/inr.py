@@ -134,9 +134,14 @@ class INRConfig:
         return sum(i * o + o for i, o in self.layer_shapes)
 
     @property
+    def num_latents(self) -> int:
+        """Latents per patch (0 without a latent grid)."""
+        return math.prod(self.latent_shape) if self.latent_grid else 0
+
+    @property
     def num_params(self) -> int:
         """Everything coded per patch: weights, biases and latents."""
-        return self.num_weights + math.prod(self.latent_shape) if self.latent_grid else self.num_weights
+        return self.num_weights + self.num_latents
 
     @property
     def mix_size(self) -> int:
@@ -187,7 +192,13 @@ def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
 
 
 def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
-    """w0 times the latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels].
+    """w0 times the latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels]
+    (see `_interpolate_latents`)."""
+    return _interpolate_latents(config, coords, flat[:, config.num_weights:])
+
+
+def _interpolate_latents(config: INRConfig, coords: Tensor, latents: Tensor) -> Tensor:
+    """w0 times latents [P, num_latents] interpolated at coords [N, in] -> [P, N, latent_channels].
 
     Grid point k of g sits at -1 + 2 k / (g - 1), so the grid spans the patch corner to corner
     (grid_sample with align_corners=True); audio uses a 1-row image. The gain w0 puts the latents
@@ -196,14 +207,13 @@ def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
     their features hardly moved while the weights learned (measured: their learned prior std
     stayed at the posterior noise, 0.004).
     """
-    P = flat.shape[0]
-    z = flat[:, config.num_weights:].reshape(P, *config.latent_shape)
+    z = latents.reshape(latents.shape[0], *config.latent_shape)
     if config.in_dim == 1:
         z = z.unsqueeze(2)  # [P, C, 1, g]
         xy = torch.stack([coords[:, 0], torch.zeros_like(coords[:, 0])], dim=-1)
     else:
         xy = coords.flip(-1)  # grid_sample wants (x = column, y = row)
-    grid = xy.to(z.dtype).view(1, 1, -1, 2).expand(P, 1, -1, 2)
+    grid = xy.to(z.dtype).view(1, 1, -1, 2).expand(z.shape[0], 1, -1, 2)
     out = torch.nn.functional.grid_sample(z, grid, mode="bilinear", padding_mode="border", align_corners=True)
     return config.w0 * out[:, :, 0, :].transpose(1, 2)
 
@@ -211,10 +221,15 @@ def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
 def network_inputs(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor) -> Tensor:
     """The first layer's input: Fourier features [N, F] (shared by all patches), or with latents
     [P, N, F + C] (each patch its own), the latents taken from flat [P, D]."""
+    return _inputs(config, coords, freqs, flat[:, config.num_weights:] if config.latent_grid else None)
+
+
+def _inputs(config: INRConfig, coords: Tensor, freqs: Tensor, latents: Tensor | None) -> Tensor:
+    """`network_inputs` from the latents alone, [P, num_latents] (None without a latent grid)."""
     feats = fourier_features(coords, freqs)
-    if not config.latent_grid:
+    if latents is None:
         return feats
-    lat = latent_features(config, coords, flat)
+    lat = _interpolate_latents(config, coords, latents)
     return torch.cat([feats.to(lat.dtype).expand(lat.shape[0], -1, -1), lat], dim=-1)
 
 
@@ -278,7 +293,7 @@ def init_bounds(config: INRConfig) -> Tensor:
         a = 1.0 / i if l == 0 else math.sqrt(6.0 / i) / config.w0
         parts.append(torch.full((i * o + o,), a, dtype=torch.float32))
     if config.latent_grid:  # w0 * z, the network's input, starts on the Fourier features' [-1, 1]
-        parts.append(torch.full((math.prod(config.latent_shape),), 1.0 / config.w0, dtype=torch.float32))
+        parts.append(torch.full((config.num_latents,), 1.0 / config.w0, dtype=torch.float32))
     return torch.cat(parts)
 
 
@@ -413,11 +428,10 @@ class BayesianINR(torch.nn.Module):
         """First-layer inputs with the latents drawn from their posterior (plain
         reparameterisation: they enter the network nonlinearly, after interpolation)."""
         if not self.config.latent_grid:
-            return fourier_features(coords, self.freqs)
-        lat = slice(self.config.num_weights, None)
-        eps = torch.randn(mean[:, lat].shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        drawn = torch.cat([mean[:, :lat.start], mean[:, lat] + sigma[:, lat] * eps], dim=1)
-        return network_inputs(self.config, coords, self.freqs, drawn)
+            return _inputs(self.config, coords, self.freqs, None)
+        W = self.config.num_weights
+        eps = torch.randn(mean[:, W:].shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return _inputs(self.config, coords, self.freqs, mean[:, W:] + sigma[:, W:] * eps)
 
     def forward(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Stochastic forward with local reparameterisation: coords [N, in] or [P, N, in] -> [P, N, out].
