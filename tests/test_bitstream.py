@@ -41,6 +41,7 @@ headers = st.one_of(
         seed=st.integers(0, 2**64 - 1),
         prior_hash=st.binary(min_size=8, max_size=8),
         prior_id=st.text(alphabet="abcXYZ019._-", min_size=0, max_size=64),
+        spread_blocks=st.booleans(),
     ),
     st.builds(
         lambda n, rate, kappa, seed: image_header(modality="audio", height=n, width=1, channels=1,
@@ -60,11 +61,22 @@ def test_round_trip(header: Header, data) -> None:
     varints = [header.height, header.width, header.channels, header.sample_rate, header.seed]
     fixed = 7 + sum(map(varint_len, varints)) + 8 + 1 + len(header.prior_id) + varint_len(n)
     assert len(blob) == fixed + (n * header.kappa + 7) // 8 + 4
-    assert blob[:4] == b"CMB\x01"
+    assert blob[:4] == (b"CMB\x02" if header.spread_blocks else b"CMB\x01")
     assert int.from_bytes(blob[-4:], "little") == zlib.crc32(blob[:-4])
     back, idx = bitstream.unpack(blob)
     assert back == header
     assert idx.dtype == np.uint32 and idx.tolist() == indices
+
+
+def test_spread_blocks_are_written_as_version_2() -> None:
+    plain = bitstream.pack(image_header(kappa=13), [3, 4])
+    header = image_header(kappa=13, spread_blocks=True)
+    blob = bitstream.pack(header, [3, 4])
+    assert (plain[3], plain[6]) == (1, 0)  # streams without version-2 features stay version 1
+    assert (blob[3], blob[6]) == (2, 1)
+    back, idx = bitstream.unpack(blob)
+    assert back == header and idx.tolist() == [3, 4]
+    assert blob[:3] + blob[4:6] + blob[7:-4] == plain[:3] + plain[4:6] + plain[7:-4]
 
 
 def varint_len(v: int) -> int:
@@ -92,11 +104,13 @@ def with_crc(body: bytes) -> bytes:
         (lambda b: b[:-1], TruncatedError),
         (lambda b: b"", TruncatedError),
         (lambda b: b"PNG\x89" + b[4:], BadMagicError),
-        (lambda b: b[:3] + b"\x02" + b[4:], UnsupportedVersionError),
+        (lambda b: b[:3] + b"\x03" + b[4:], UnsupportedVersionError),
+        (lambda b: with_crc(b[:3] + b"\x02" + b[4:-4]), InvalidFieldError),  # version 2, no flag
         (lambda b: b[:-4] + bytes(4), ChecksumError),
         (lambda b: b + b"\x00", TrailingDataError),
         (lambda b: with_crc(b[:4] + b"\x07" + b[5:-4]), InvalidFieldError),  # modality 7
-        (lambda b: with_crc(b[:6] + b"\x01" + b[7:-4]), InvalidFieldError),  # a flag
+        (lambda b: with_crc(b[:6] + b"\x01" + b[7:-4]), InvalidFieldError),  # a flag in version 1
+        (lambda b: with_crc(b[:3] + b"\x02" + b[4:6] + b"\x03" + b[7:-4]), InvalidFieldError),  # unknown flag
         (lambda b: with_crc(b[:7] + b"\x00" + b[8:-4]), InvalidFieldError),  # height 0
         (lambda b: with_crc(b[:7] + b"\xa1\x00" + b[8:-4]), InvalidFieldError),  # non-canonical
         (lambda b: with_crc(b[:7] + b"\xff" * 11 + b[8:-4]), InvalidFieldError),  # varint too long
@@ -146,7 +160,8 @@ def test_fuzz_mutations() -> None:
     """Seeded mutation fuzzing: bit flips, byte overwrites, truncations, insertions, splices."""
     rng = np.random.default_rng(20261127)
     seeds = [sample_blob(), bitstream.pack(image_header(modality="audio", height=48000, width=1,
-                                                       channels=1, sample_rate=16000), [1, 2, 3])]
+                                                       channels=1, sample_rate=16000), [1, 2, 3]),
+             bitstream.pack(image_header(spread_blocks=True), [7, 8])]
     for i in range(FUZZ_INPUTS):
         data = bytearray(seeds[i % len(seeds)])
         op = rng.integers(6)
@@ -176,3 +191,4 @@ def test_fuzz_mutations() -> None:
 def test_fuzz_arbitrary_bytes(data: bytes) -> None:
     check_hostile(data)
     check_hostile(b"CMB\x01" + data)
+    check_hostile(b"CMB\x02" + data)

@@ -62,3 +62,34 @@ def test_search_indices(case: dict, early_stop: bool) -> None:
     assert index == case["index"]
     expected = f32s(case["sample_f32_be_hex"])
     assert sample.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+
+
+def spec_permutation(seed: int, n: int) -> list[int]:
+    """docs/format.md section 4.1 written out in Python, on the raw ChaCha20 keystream: an
+    independent check that the Rust shuffle does what the specification says."""
+    key = b"combiner/perm/v1" + seed.to_bytes(8, "little") + bytes(8)
+    # Lemire's method rejects a word with probability < s / 2^64: 4 words per step is plenty here.
+    raw = _core.chacha20_keystream(key, stream=0, word_pos=0, nbytes=8 * (4 * n + 16))
+    words = iter(struct.unpack(f"<{len(raw) // 8}Q", raw))
+    perm = list(range(n))
+    for t in range(n - 1, 0, -1):
+        s = t + 1
+        while True:
+            m = next(words) * s
+            if m % 2**64 >= 2**64 % s:
+                break
+        u = m >> 64
+        perm[t], perm[u] = perm[u], perm[t]
+    return perm
+
+
+@pytest.mark.parametrize("case", load("permutation.json"), ids=lambda c: f"{c['seed']}-{c['n']}")
+def test_permutation(case: dict) -> None:
+    seed, n = int(case["seed"]), case["n"]
+    perm = _core.permutation(seed=seed, n=n)
+    assert perm.dtype == np.uint32 and sorted(perm.tolist()) == list(range(n))
+    assert perm[:64].tolist() == case["first"]
+    t = np.arange(1, n + 1, dtype=np.uint64)
+    assert int(np.sum(t * perm.astype(np.uint64), dtype=np.uint64)) == int(case["weighted_sum"])
+    if n <= 1000:
+        assert perm.tolist() == spec_permutation(seed, n)

@@ -105,11 +105,15 @@ def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
 
 def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,
                 quality: int | None = None, fit_steps: int | None = None, seed: int = 0,
-                device: str | None = None, progress: bool = True) -> tuple[bytes, str]:
-    """Encode a file; returns the bitstream and a one-paragraph report."""
+                device: str | None = None, progress: bool = True,
+                spread_blocks: bool | None = None) -> tuple[bytes, str]:
+    """Encode a file; returns the bitstream and a one-paragraph report. ``fit_steps`` and
+    ``spread_blocks`` left at None keep the chosen prior's settings."""
     overrides = dict(seed=seed, device=device, progress=progress)
     if fit_steps is not None:
         overrides["fit_steps"] = fit_steps
+    if spread_blocks is not None:
+        overrides["spread_blocks"] = spread_blocks
     res = encode_detailed(path, prior=prior, quality=quality, **overrides)
     unit = "bpp" if res.decoded.modality == "image" else "kbit/s"
     name = unpack(res.data)[0].prior_id

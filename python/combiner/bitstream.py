@@ -1,4 +1,4 @@
-"""The combiner bitstream container (format version 1, specified in docs/format.md).
+"""The combiner bitstream container (format versions 1 and 2, specified in docs/format.md).
 
 ``pack(header, indices)`` and ``unpack(data)`` are implemented in Rust; this module gives them
 a typed Python face. ``unpack`` treats its input as hostile: any defect raises a subclass of
@@ -16,7 +16,7 @@ import numpy as np
 from combiner import _core
 from combiner.errors import InvalidFieldError
 
-FORMAT_VERSION: int = _core.FORMAT_VERSION
+FORMAT_VERSION: int = _core.FORMAT_VERSION  # the newest version read and written
 MAGIC = b"CMB"
 PRIOR_HASH_LEN = 8
 
@@ -34,6 +34,8 @@ class Header:
     seed: int
     prior_hash: bytes  # first 8 bytes of the content hash of the prior it was encoded with
     prior_id: str  # the prior's name; may be empty
+    # The blocks span patches (combiner.blocks.spread); written as format version 2.
+    spread_blocks: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -19,11 +19,23 @@ from combiner.errors import FormatError
 def _encode(args: argparse.Namespace) -> None:
     data, report = api.encode_file(
         args.input, prior=args.prior, quality=args.quality, fit_steps=args.steps, seed=args.seed, device=args.device,
-        progress=not args.quiet,
+        progress=not args.quiet, spread_blocks=_spread(args.blocks),
     )
     Path(args.output).write_bytes(data)
     if not args.quiet:
         print(report)
+
+
+def _spread(blocks: str | None) -> bool | None:
+    """--blocks patch|spread -> EncodeOptions.spread_blocks (None: the prior family's default)."""
+    return None if blocks is None else blocks == "spread"
+
+
+def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--blocks", choices=["patch", "spread"], default=None,
+                        help="which weights share a coded block: each patch's own (patch) or any "
+                             "patch's, so that busy patches get more bits than flat ones (spread; "
+                             "format version 2); default: the shipped setting for the signal's kind")
 
 
 def _decode(args: argparse.Namespace) -> None:
@@ -60,11 +72,12 @@ def _info(args: argparse.Namespace) -> None:
     header, indices = unpack(data)
 
     unit = "bpp" if header.modality == "image" else "kbit/s"
-    print(f"format:      combiner bitstream v1, {len(data)} bytes")
+    print(f"format:      combiner bitstream v{data[3]}, {len(data)} bytes")
     print(f"modality:    {header.modality}")
     print(f"shape:       {header.shape}" + (f" at {header.sample_rate} Hz" if header.sample_rate else ""))
     print(f"prior:       {header.prior_id} (hash {header.prior_hash.hex()[:16]}...)")
-    print(f"blocks:      {len(indices)} x {header.kappa} bits, seed {header.seed}")
+    layout = "spread across patches" if header.spread_blocks else "per patch"
+    print(f"blocks:      {len(indices)} x {header.kappa} bits ({layout}), seed {header.seed}")
     print(f"rate:        {rate_of(header, len(data)):.4f} {unit} (whole file)")
 
 
@@ -87,7 +100,8 @@ def _eval(args: argparse.Namespace) -> None:
     levels = [] if args.no_combiner else (args.prior or args.quality)
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
     overrides = {k: v for k, v in dict(fit_steps=args.steps, refine_steps=args.refine_steps,
-                                       device=args.device, search=args.search).items()
+                                       device=args.device, search=args.search,
+                                       spread_blocks=_spread(args.blocks)).items()
                  if v is not None}
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
@@ -129,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None, help="posterior fitting steps")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    _add_blocks_option(e)
     e.set_defaults(func=_encode)
 
     d = sub.add_parser("decode", help="decompress a .cmb file to PNG / WAV / FLAC")
@@ -166,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seconds", type=float, default=None, help="cut audio clips to this length")
     ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
+    _add_blocks_option(ev)
     ev.add_argument("--device", default=None)
     ev.add_argument("--search", choices=("auto", "cpu", "gpu"), default=None,
                     help="where the A* search runs (default auto: the GPU when fitting on CUDA "

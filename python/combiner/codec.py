@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from combiner import bitstream, gpu_search, rec
+from combiner import bitstream, blocks, gpu_search, rec
 from combiner.bitstream import Header
 from combiner.errors import PriorMismatchError
 from combiner.fit import fit, pick_device
@@ -48,6 +48,8 @@ class EncodeOptions:
     device: str | None = None
     early_stop: bool = True
     progress: bool = True
+    # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
+    spread_blocks: bool = False
     # Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto":
     # the GPU when fitting on CUDA and CuPy is installed.
     search: str = "auto"
@@ -76,11 +78,8 @@ def prior_name(prior: Prior) -> str:
     return str(prior.kind.get("name") or prior.prior_id)
 
 
-def block_members(prior: Prior) -> list[np.ndarray]:
-    """Parameter indices of each block j (ascending), from the prior's partition."""
-    order = np.argsort(prior.block_index, kind="stable")
-    counts = np.bincount(prior.block_index, minlength=prior.num_blocks)
-    return np.split(order, np.cumsum(counts)[:-1])
+def block_layout(prior: Prior, num_patches: int, spread: bool, seed: int) -> blocks.BlockLayout:
+    return blocks.spread(prior, num_patches, seed) if spread else blocks.per_patch(prior, num_patches)
 
 
 def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
@@ -98,7 +97,7 @@ def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
     return Signal(header.modality, values, header.sample_rate)
 
 
-def _header(signal: Signal, prior: Prior, seed: int) -> Header:
+def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Header:
     v = signal.values
     if signal.modality == "image":
         h, w, c = v.shape
@@ -107,7 +106,7 @@ def _header(signal: Signal, prior: Prior, seed: int) -> Header:
     return Header(modality=signal.modality, kappa=prior.kappa, height=h, width=w, channels=c,
                   sample_rate=signal.sample_rate, seed=seed,
                   prior_hash=prior.content_hash()[:bitstream.PRIOR_HASH_LEN],
-                  prior_id=prior_name(prior))
+                  prior_id=prior_name(prior), spread_blocks=spread_blocks)
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:
@@ -152,11 +151,11 @@ def encode_signals(signals: list[Signal], prior: Prior,
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
     counts = [v.shape[0] for v, _ in cut]
-    local_patch = np.concatenate([np.arange(c) for c in counts])  # patch index inside its signal
+    layouts = [block_layout(prior, c, opts.spread_blocks, opts.seed) for c in counts]
     coords = patch_coords(patch)
     P = targets.shape[0]
     model = initial_model(prior, P, opts, device)
-    block_index = torch.from_numpy(prior.block_index)
+    block_index = torch.from_numpy(_fit_assignment(prior, layouts, opts.spread_blocks))
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
     common = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits, weights=weights,
                   pixel_fraction=opts.pixel_fraction)
@@ -167,15 +166,15 @@ def encode_signals(signals: list[Signal], prior: Prior,
                  progress=opts.progress, **common)
     t1 = time.perf_counter()
     final, indices = _code_progressively(model, prior, coords, targets, block_index, beta_t,
-                                         local_patch, opts, common)
+                                         layouts, opts, common)
     t2 = time.perf_counter()
 
     results, start = [], 0
-    for signal, count in zip(signals, counts):
-        w, idx = final[start:start + count], indices[start:start + count]
+    for signal, count, idx in zip(signals, counts, indices):
+        w = final[start:start + count]
         start += count
-        header = _header(signal, prior, opts.seed)
-        data = bitstream.pack(header, idx.reshape(-1))
+        header = _header(signal, prior, opts.seed, opts.spread_blocks)
+        data = bitstream.pack(header, idx)
         decoded = reconstruct(prior, w, header)
         results.append(EncodeResult(
             data=data, weights=w, decoded=decoded, psnr=psnr(signal.values, decoded.values),
@@ -185,39 +184,59 @@ def encode_signals(signals: list[Signal], prior: Prior,
     return results
 
 
-def _code_progressively(model, prior, coords, targets, block_index, beta, local_patch, opts,
-                        common) -> tuple[np.ndarray, np.ndarray]:
-    """Code block j of every patch in one search call, fix it, fine-tune the rest; repeat.
+def _fit_assignment(prior: Prior, layouts: list[blocks.BlockLayout], spread: bool) -> np.ndarray:
+    """`fit`'s block_index: the prior's partition [D], or with spread blocks the block of every
+    weight [P, D], numbered across the batch (each signal's blocks after the previous ones)."""
+    if not spread:
+        return prior.block_index
+    parts, offset = [], 0
+    for layout in layouts:
+        parts.append(layout.assignment() + offset)
+        offset += layout.num_blocks
+    return np.concatenate(parts)
 
-    Returns the final weights [P, D] (every entry a transmitted sample) and indices [P, J].
+
+def _code_progressively(model, prior, coords, targets, block_index, beta, layouts, opts,
+                        common) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
+    rest; repeat for every round (see `combiner.blocks`).
+
+    Returns the final weights [P, D] (every entry a transmitted sample) and each signal's indices
+    in block-id order.
     """
     device = model.mu.device
-    P, J = targets.shape[0], prior.num_blocks
-    members = block_members(prior)
-    fixed = np.zeros((P, prior.config.num_params), dtype=bool)
-    final = np.zeros((P, prior.config.num_params), dtype=np.float32)
-    indices = np.zeros((P, J), dtype=np.uint32)
+    P, D = targets.shape[0], prior.config.num_params
+    offsets = np.cumsum([0] + [layout.num_patches * D for layout in layouts])  # flat start of each signal
+    fixed = np.zeros(P * D, dtype=bool)
+    final = np.zeros(P * D, dtype=np.float32)
+    indices = [np.zeros(layout.num_blocks, dtype=np.uint32) for layout in layouts]
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
     search = block_search(opts.search, device)
-    for j in tqdm(range(J), disable=not opts.progress, desc="code blocks", leave=False):
-        idx = members[j]
+    num_rounds = len(layouts[0].rounds)
+    for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):
+        ids = [layout.rounds[r] for layout in layouts]
+        members = [layout.members[b] + off for layout, off, bs in zip(layouts, offsets, ids) for b in bs]
+        flat = np.concatenate(members)
         with torch.no_grad():
-            mu, sigma = (t.detach().cpu().numpy() for t in model.posterior())
+            mu, sigma = (t.detach().cpu().numpy().reshape(-1) for t in model.posterior())
         res = search(
-            mu[:, idx].reshape(-1), np.maximum(sigma[:, idx], SIGMA_FLOOR).reshape(-1),
-            np.tile(prior.mean[idx], P), np.tile(prior.std[idx], P), np.full(P, len(idx)),
-            seed=opts.seed, block_ids=local_patch * J + j, kappa=prior.kappa,
-            early_stop=opts.early_stop,
+            mu[flat], np.maximum(sigma[flat], SIGMA_FLOOR), prior.mean[flat % D], prior.std[flat % D],
+            np.array([len(m) for m in members]), seed=opts.seed, block_ids=np.concatenate(ids),
+            kappa=prior.kappa, early_stop=opts.early_stop,
         )
-        indices[:, j] = res.indices
-        final[:, idx] = res.samples.reshape(P, len(idx))
-        fixed[:, idx] = True
-        model.set_fixed(torch.from_numpy(fixed).to(device), torch.from_numpy(final).to(device))
-        if opts.refine_steps > 0 and j + 1 < J:
+        start = 0
+        for signal_indices, bs in zip(indices, ids):
+            signal_indices[bs] = res.indices[start:start + len(bs)]
+            start += len(bs)
+        final[flat] = res.samples
+        fixed[flat] = True
+        model.set_fixed(torch.from_numpy(fixed.reshape(P, D)).to(device),
+                        torch.from_numpy(final.reshape(P, D)).to(device))
+        if opts.refine_steps > 0 and r + 1 < num_rounds:
             fit(model, coords, targets, prior, block_index, steps=opts.refine_steps,
                 lr=opts.lr * 0.5, beta=beta, beta_control=False, lr_decay_at=1.0,
-                seed=opts.seed + 1 + j, optimizer=optimizer, **common)
-    return final, indices
+                seed=opts.seed + 1 + r, optimizer=optimizer, **common)
+    return final.reshape(P, D), indices
 
 
 def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchResult]:
@@ -256,19 +275,18 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
         raise PriorMismatchError("the prior is for another modality")
     patch = _patch_shape(prior)
     spatial = (header.height, header.width) if header.modality == "image" else (header.height,)
-    P, J = math.prod(patch_grid(spatial, patch)), prior.num_blocks
+    P, J, D = math.prod(patch_grid(spatial, patch)), prior.num_blocks, prior.config.num_params
     if len(indices) != P * J:
         raise PriorMismatchError(f"the bitstream has {len(indices)} blocks, the prior implies {P * J}")
-    members = block_members(prior)
-    order = np.concatenate(members)
-    sizes = np.tile(np.array([len(m) for m in members]), P)
+    layout = block_layout(prior, P, header.spread_blocks, header.seed)
+    flat = np.concatenate(layout.members)
     samples = rec.decode_blocks(
-        np.tile(prior.mean[order], P), np.tile(prior.std[order], P), sizes,
+        prior.mean[flat % D], prior.std[flat % D], np.array([len(m) for m in layout.members]),
         seed=header.seed, block_ids=np.arange(P * J), indices=indices, kappa=header.kappa,
     )
-    weights = np.zeros((P, prior.config.num_params), dtype=np.float32)
-    weights[:, order] = samples.reshape(P, -1)
-    return header, weights
+    weights = np.zeros(P * D, dtype=np.float32)
+    weights[flat] = samples
+    return header, weights.reshape(P, D)
 
 
 def decode_bitstream(data: bytes, prior: Prior) -> Signal:

@@ -49,7 +49,14 @@ def as_prior_tensors(prior: Any, device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 def block_kl(kl: Tensor, block_index: Tensor, num_blocks: int) -> Tensor:
-    """Per-parameter KL [P, D] -> per-block KL [P, J] (scatter-add along D)."""
+    """Per-parameter KL [P, D] -> per-block KL.
+
+    block_index [D] (every patch partitioned alike): [P, J], a scatter-add along D.
+    block_index [P, D] (blocks that span patches, ids 0..n-1 over the whole batch): [1, n].
+    """
+    if block_index.ndim == 2:
+        out = torch.zeros((1, num_blocks), dtype=kl.dtype, device=kl.device)
+        return out.index_add(1, block_index.reshape(-1), kl.reshape(1, -1))
     out = torch.zeros((kl.shape[0], num_blocks), dtype=kl.dtype, device=kl.device)
     return out.index_add(1, block_index, kl)
 
@@ -77,7 +84,10 @@ def beta_elbo(
     pred = model(coords, generator=generator)
     mse = weighted_mse(pred, targets, weights)
     kl_blocks = block_kl(model.kl(prior_mean, prior_std), block_index, beta.shape[1])
-    loss = (mse + (beta * kl_blocks).sum(-1)).sum()
+    if block_index.ndim == 2:  # blocks span patches: one rate term for the whole batch
+        loss = mse.sum() + (beta * kl_blocks).sum()
+    else:
+        loss = (mse + (beta * kl_blocks).sum(-1)).sum()
     return loss, mse, kl_blocks
 
 
@@ -123,6 +133,8 @@ def fit(
 
     prior: `Prior` or (mean, std), each [D] or [P, D]. block_index: LongTensor [D] in 0..J-1, J =
     max + 1. beta: scalar, [J], [P] or [P, J] starting value. Returns the final beta [P, J].
+    With block_index [P, D] (blocks spanning patches, ids 0..n-1) beta and the result are [1, n]
+    and the rate term is summed over the batch, so the patches share one rate budget.
 
     Beta control (if `beta_control`): from `control_start * steps` on, every `control_every` steps,
     each block's KL in bits is compared with `target_bits` (default kappa_bits - 0.5): above
@@ -141,8 +153,8 @@ def fit(
     if targets.shape[:2] != (P, coords.shape[-2]):
         raise ValueError(f"targets {tuple(targets.shape)} do not match P={P}, N={coords.shape[-2]}")
     block_index = torch.as_tensor(block_index, dtype=torch.long, device=device)
-    if block_index.shape != (D,):
-        raise ValueError(f"block_index must be [D={D}], got {tuple(block_index.shape)}")
+    if block_index.shape not in ((D,), (P, D)):
+        raise ValueError(f"block_index must be [D={D}] or [P={P}, D], got {tuple(block_index.shape)}")
     J = int(block_index.max()) + 1
     if int(block_index.min()) < 0:
         raise ValueError("block_index must be non-negative")
@@ -155,7 +167,7 @@ def fit(
     targets = targets.to(device=device, dtype=torch.float32)
     if weights is not None:
         weights = weights.to(device=device, dtype=torch.float32)
-    beta_t = _expand_beta(beta, P, J, device)
+    beta_t = _expand_beta(beta, P if block_index.ndim == 1 else 1, J, device)
     if generator is None:
         generator = torch.Generator(device=device).manual_seed(seed)
     if optimizer is None:

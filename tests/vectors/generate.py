@@ -1,16 +1,17 @@
 """Regenerate the golden vectors of the candidate sampler and the search.
 
-Run ONLY when the format version changes on purpose: these files pin what every platform and
-every future build must reproduce bit for bit. They are checked from Rust
-(rust/combiner-core/tests/golden.rs) and from Python (tests/test_golden.py).
+Run ONLY when the format changes on purpose, and only for the files that change: these files
+pin what every platform and every future build must reproduce bit for bit. They are checked from
+Rust (rust/combiner-core/tests/golden.rs) and from Python (tests/test_golden.py).
 
-    python tests/vectors/generate.py
+    python tests/vectors/generate.py [candidates] [search] [permutation]   (default: all)
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,27 @@ def searches() -> dict:
             "(float32 arrays as big-endian hex).", "cases": cases}
 
 
+def weighted_sum(perm: np.ndarray) -> int:
+    """sum over t of (t + 1) * perm[t], mod 2^64: a digest both languages compute exactly."""
+    t = np.arange(1, len(perm) + 1, dtype=np.uint64)
+    return int(np.sum(t * perm.astype(np.uint64), dtype=np.uint64))
+
+
+def permutations() -> dict:
+    cases = []
+    for seed, n in [(0, 1), (0, 2), (0, 10), (1, 10), (7, 64), (2**64 - 1, 33), (12345, 313632)]:
+        perm = _core.permutation(seed=seed, n=n)
+        cases.append({"seed": str(seed), "n": n, "first": perm[:64].tolist(),
+                      "weighted_sum": str(weighted_sum(perm))})
+    return {"description": "The spread-block permutation (docs/format.md, section 4.1): its first "
+            "64 entries and sum over t of (t + 1) * pi[t] mod 2^64. seed and weighted_sum are "
+            "decimal strings (u64).", "cases": cases}
+
+
+GENERATORS = {"candidates": candidates, "search": searches, "permutation": permutations}
+
 if __name__ == "__main__":
-    (HERE / "candidates.json").write_text(json.dumps(candidates(), indent=1) + "\n")
-    (HERE / "search.json").write_text(json.dumps(searches(), indent=1) + "\n")
-    print("wrote", HERE / "candidates.json", HERE / "search.json")
+    for name in sys.argv[1:] or GENERATORS:
+        path = HERE / f"{name}.json"
+        path.write_text(json.dumps(GENERATORS[name](), indent=1) + "\n")
+        print("wrote", path)

@@ -1,14 +1,14 @@
-//! The combiner bitstream, format version 1. The normative description is `docs/format.md`;
-//! this module implements exactly that document. Summary (`varint` = unsigned LEB128, canonical,
-//! at most 10 bytes; fixed-width integers little-endian):
+//! The combiner bitstream, format versions 1 and 2. The normative description is
+//! `docs/format.md`; this module implements exactly that document. Summary (`varint` = unsigned
+//! LEB128, canonical, at most 10 bytes; fixed-width integers little-endian):
 //!
 //! | field | encoding |
 //! |---|---|
 //! | magic | 3 bytes `CMB` |
-//! | version | u8 = 1 |
+//! | version | u8: 1, or 2 when a version-2 flag is set |
 //! | modality | u8: 1 image, 2 audio |
 //! | kappa | u8, 1..=20 |
-//! | flags | u8, must be 0 |
+//! | flags | u8: version 1: 0; version 2: 1 (bit 0, spread blocks) |
 //! | height (image rows or audio samples), width, channels, sample rate, seed | 5 varints |
 //! | prior hash | 8 bytes: the first 8 bytes of the prior's SHA-256 content hash |
 //! | prior id | u8 length L (0..=64), then L ASCII bytes `[A-Za-z0-9._-]` |
@@ -28,7 +28,11 @@ use crate::error::FormatError;
 use crate::search::MAX_KAPPA;
 
 pub const MAGIC: [u8; 3] = *b"CMB";
-pub const VERSION: u8 = 1;
+/// The newest version this build reads and writes; a stream is written with the lowest version
+/// that can express it, so streams without version-2 features stay readable by version-1 decoders.
+pub const VERSION: u8 = 2;
+/// Flag bit 0 (version 2): the blocks span patches (docs/format.md, "Spread blocks").
+pub const FLAG_SPREAD_BLOCKS: u8 = 1;
 pub const PRIOR_HASH_LEN: usize = 8;
 pub const MAX_PRIOR_ID_LEN: usize = 64;
 pub const MAX_BLOCKS: u64 = 1 << 24;
@@ -81,6 +85,8 @@ pub struct Header {
     pub prior_hash: [u8; PRIOR_HASH_LEN],
     /// The prior's name (may be empty: then the hash alone identifies it).
     pub prior_id: String,
+    /// The blocks span patches, cut from the seeded permutation of all weights (version 2).
+    pub spread_blocks: bool,
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> FormatError {
@@ -91,7 +97,20 @@ fn invalid(field: &'static str, why: impl Into<String>) -> FormatError {
 }
 
 impl Header {
-    /// Check every field against the allowed values of format version 1.
+    /// The format version this header is written with: the lowest that expresses it.
+    pub fn version(&self) -> u8 {
+        if self.spread_blocks { 2 } else { 1 }
+    }
+
+    fn flags(&self) -> u8 {
+        if self.spread_blocks {
+            FLAG_SPREAD_BLOCKS
+        } else {
+            0
+        }
+    }
+
+    /// Check every field against the allowed values of the format.
     pub fn validate(&self) -> Result<(), FormatError> {
         if !(1..=MAX_KAPPA).contains(&self.kappa) {
             return Err(invalid(
@@ -174,7 +193,12 @@ pub fn pack(header: &Header, indices: &[u32]) -> Result<Vec<u8>, FormatError> {
     let payload = (indices.len() * header.kappa as usize).div_ceil(8);
     let mut out = Vec::with_capacity(64 + id.len() + payload);
     out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&[VERSION, header.modality as u8, header.kappa as u8, 0]);
+    out.extend_from_slice(&[
+        header.version(),
+        header.modality as u8,
+        header.kappa as u8,
+        header.flags(),
+    ]);
     put_varint(&mut out, u64::from(header.height));
     put_varint(&mut out, u64::from(header.width));
     put_varint(&mut out, u64::from(header.channels));
@@ -246,7 +270,7 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
         return Err(FormatError::BadMagic { found: magic });
     }
     let version = c.u8()?;
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion {
             found: version,
             supported: VERSION,
@@ -293,10 +317,16 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
     if stored != computed {
         return Err(FormatError::BadChecksum { stored, computed });
     }
-    if flags != 0 {
+    // Canonical: version 1 has no flags; version 2 is used only when one of its flags is set.
+    let allowed: &[u8] = if version == 1 {
+        &[0]
+    } else {
+        &[FLAG_SPREAD_BLOCKS]
+    };
+    if !allowed.contains(&flags) {
         return Err(invalid(
             "flags",
-            format!("{flags:#04x}; no flags are defined in version 1"),
+            format!("{flags:#04x} is not allowed in version {version}"),
         ));
     }
     let modality = match modality {
@@ -317,6 +347,7 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
         seed,
         prior_hash,
         prior_id,
+        spread_blocks: flags & FLAG_SPREAD_BLOCKS != 0,
     };
     header.validate()?;
     let mut reader = BitReader::new(&body[c.pos..]);
@@ -352,6 +383,30 @@ mod tests {
             seed: 0xDEAD_BEEF,
             prior_hash: [7; 8],
             prior_id: "thumbnail-q2".into(),
+            spread_blocks: false,
+        }
+    }
+
+    #[test]
+    fn spread_blocks_need_version_2_and_nothing_else_does() {
+        let plain = pack(&header(), &[5]).unwrap();
+        assert_eq!((plain[3], plain[6]), (1, 0));
+        let spread = Header {
+            spread_blocks: true,
+            ..header()
+        };
+        let data = pack(&spread, &[5]).unwrap();
+        assert_eq!((data[3], data[6]), (2, FLAG_SPREAD_BLOCKS));
+        assert_eq!(unpack(&data).unwrap(), (spread, vec![5]));
+        // Non-canonical or unknown combinations, with a valid CRC, are refused.
+        for (version, flags) in [(1u8, 1u8), (2, 0), (2, 2), (2, 3), (3, 1)] {
+            let mut bad = plain.clone();
+            bad[3] = version;
+            bad[6] = flags;
+            let n = bad.len() - 4;
+            let crc = crc32fast::hash(&bad[..n]);
+            bad[n..].copy_from_slice(&crc.to_le_bytes());
+            assert!(unpack(&bad).is_err(), "version {version} flags {flags}");
         }
     }
 

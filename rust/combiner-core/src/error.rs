@@ -20,6 +20,8 @@ pub enum InputError {
     },
     #[error("candidate index {index} does not exist with kappa {kappa} (needs index < 2^kappa)")]
     IndexOutOfRange { index: u64, kappa: u32 },
+    #[error("a permutation has at most {max} elements, {got} requested")]
+    PermutationLength { got: u64, max: u64 },
 }
 
 /// Why a bitstream was refused. Every malformed input maps to one of these, never to a panic.

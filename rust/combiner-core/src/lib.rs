@@ -6,6 +6,7 @@
 //! * [`sampler`]: candidate k of block b, reproducible bit for bit on every platform.
 //! * [`kernels`]: batch (vectorisable) forms of the above, bit-identical on every CPU.
 //! * [`search`]: the A* coding (truncated Poisson functional representation) search.
+//! * [`shuffle`]: the seeded permutation that spreads blocks across patches.
 //! * [`bits`] and [`container`]: the bitstream format of `docs/format.md`.
 //!
 //! No Python here: the `combiner-py` crate binds this to `combiner._core`.
@@ -18,5 +19,6 @@ pub mod normal;
 pub mod rng;
 pub mod sampler;
 pub mod search;
+pub mod shuffle;
 
 pub use error::{FormatError, InputError};

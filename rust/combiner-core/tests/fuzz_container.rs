@@ -4,7 +4,7 @@
 use combiner_core::container::{Header, Modality, pack, unpack};
 use proptest::prelude::*;
 
-fn header(kappa: u32, seed: u64, id: String, audio: bool) -> Header {
+fn header(kappa: u32, seed: u64, id: String, audio: bool, spread: bool) -> Header {
     Header {
         modality: if audio {
             Modality::Audio
@@ -19,6 +19,7 @@ fn header(kappa: u32, seed: u64, id: String, audio: bool) -> Header {
         seed,
         prior_hash: [0xA5; 8],
         prior_id: id,
+        spread_blocks: spread,
     }
 }
 
@@ -38,12 +39,14 @@ fn arb_stream() -> impl Strategy<Value = Vec<u8>> {
         any::<u64>(),
         "[a-z0-9._-]{0,64}",
         any::<bool>(),
+        any::<bool>(),
         0usize..200,
     )
-        .prop_flat_map(|(kappa, seed, id, audio, n)| {
+        .prop_flat_map(|(kappa, seed, id, audio, spread, n)| {
             let max = (1u64 << kappa) - 1;
-            proptest::collection::vec(0..=max as u32, n)
-                .prop_map(move |idx| pack(&header(kappa, seed, id.clone(), audio), &idx).unwrap())
+            proptest::collection::vec(0..=max as u32, n).prop_map(move |idx| {
+                pack(&header(kappa, seed, id.clone(), audio, spread), &idx).unwrap()
+            })
         })
 }
 
@@ -52,9 +55,9 @@ proptest! {
 
     #[test]
     fn round_trip(kappa in 1u32..=20, seed: u64, id in "[A-Za-z0-9._-]{0,64}", audio: bool,
-                  raw in proptest::collection::vec(any::<u32>(), 0..300)) {
+                  spread: bool, raw in proptest::collection::vec(any::<u32>(), 0..300)) {
         let idx: Vec<u32> = raw.iter().map(|v| v & ((1u32 << kappa) - 1) ).collect();
-        let h = header(kappa, seed, id, audio);
+        let h = header(kappa, seed, id, audio, spread);
         let data = pack(&h, &idx).unwrap();
         prop_assert_eq!(unpack(&data).unwrap(), (h, idx));
     }
@@ -86,9 +89,10 @@ proptest! {
 
     // ... and 20,000 arbitrary byte strings, half of them behind a valid magic and version.
     #[test]
-    fn arbitrary_bytes_never_panic(mut data in proptest::collection::vec(any::<u8>(), 0..400), prefix: bool) {
+    fn arbitrary_bytes_never_panic(mut data in proptest::collection::vec(any::<u8>(), 0..400),
+                                   prefix: bool, version in 1u8..=2) {
         if prefix {
-            data.splice(0..0, *b"CMB\x01");
+            data.splice(0..0, [b'C', b'M', b'B', version]);
         }
         check_hostile(&data);
     }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use combiner_core::rng::WordStream;
 use combiner_core::sampler::candidate_normals;
 use combiner_core::search::{Block, decode_block, encode_block};
+use combiner_core::shuffle::permutation;
 use rand_core::Rng;
 use serde_json::Value;
 
@@ -126,5 +127,24 @@ fn search_selects_the_recorded_indices() {
                 bits32(&f32s(&case["sample_f32_be_hex"]))
             );
         }
+    }
+}
+
+#[test]
+fn permutation_matches_the_recorded_vectors() {
+    for case in load("permutation.json")["cases"].as_array().unwrap() {
+        let n = case["n"].as_u64().unwrap();
+        let perm = permutation(u64_str(&case["seed"]), n).unwrap();
+        let first: Vec<u32> = case["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(&perm[..first.len()], &first[..], "n = {n}");
+        let sum = perm.iter().enumerate().fold(0u64, |acc, (t, &v)| {
+            acc.wrapping_add((t as u64 + 1).wrapping_mul(u64::from(v)))
+        });
+        assert_eq!(sum, u64_str(&case["weighted_sum"]), "n = {n}");
     }
 }

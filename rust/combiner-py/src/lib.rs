@@ -4,7 +4,7 @@
 
 use combiner_core::container::{self, Header, Modality};
 use combiner_core::search::{self, Block};
-use combiner_core::{FormatError as CoreFormatError, InputError, rng, sampler};
+use combiner_core::{FormatError as CoreFormatError, InputError, rng, sampler, shuffle};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
@@ -268,6 +268,16 @@ fn ordered_gumbels<'py>(
     ))
 }
 
+/// The seeded permutation of 0..n that spreads blocks across patches (`combiner.blocks`).
+#[pyfunction]
+#[pyo3(signature = (*, seed, n))]
+fn permutation(py: Python<'_>, seed: u64, n: u64) -> PyResult<Bound<'_, PyArray1<u32>>> {
+    let perm = py
+        .detach(|| shuffle::permutation(seed, n))
+        .map_err(input_err)?;
+    Ok(PyArray1::from_vec(py, perm))
+}
+
 /// The 32-byte ChaCha20 key of the candidate stream for `seed` (input of the GPU search).
 #[pyfunction]
 #[pyo3(signature = (*, seed))]
@@ -305,7 +315,7 @@ fn modality_from(name: &str) -> PyResult<Modality> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (*, modality, kappa, height, width, channels, sample_rate, seed, prior_hash, prior_id, indices))]
+#[pyo3(signature = (*, modality, kappa, height, width, channels, sample_rate, seed, prior_hash, prior_id, indices, spread_blocks=false))]
 #[allow(clippy::too_many_arguments)]
 fn pack<'py>(
     py: Python<'py>,
@@ -319,6 +329,7 @@ fn pack<'py>(
     prior_hash: &[u8],
     prior_id: String,
     indices: PyReadonlyArray1<'py, u32>,
+    spread_blocks: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let prior_hash: [u8; container::PRIOR_HASH_LEN] = prior_hash
         .try_into()
@@ -333,6 +344,7 @@ fn pack<'py>(
         seed,
         prior_hash,
         prior_id,
+        spread_blocks,
     };
     let data = container::pack(&header, indices.as_slice()?).map_err(format_err)?;
     Ok(PyBytes::new(py, &data))
@@ -354,6 +366,7 @@ fn unpack<'py>(
     d.set_item("seed", h.seed)?;
     d.set_item("prior_hash", PyBytes::new(py, &h.prior_hash))?;
     d.set_item("prior_id", h.prior_id)?;
+    d.set_item("spread_blocks", h.spread_blocks)?;
     Ok((d, PyArray1::from_vec(py, indices)))
 }
 
@@ -381,6 +394,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ordered_gumbels, m)?)?;
     m.add_function(wrap_pyfunction!(chacha20_keystream, m)?)?;
     m.add_function(wrap_pyfunction!(candidate_key, m)?)?;
+    m.add_function(wrap_pyfunction!(permutation, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
     Ok(())
