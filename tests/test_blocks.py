@@ -98,3 +98,14 @@ def test_cli_spread_blocks(prior, tmp_path, capsys):
     assert "v2" in info and "spread across patches" in info
     assert cli.main(["-q", "decode", str(cmb), str(out), "--prior", str(prior_path)]) == 0
     assert Image.open(out).size == (18, 20)
+
+
+def test_audio_with_spread_blocks_round_trips():
+    prior = tiny_prior("audio", (64,), "tiny-audio")
+    clip = np.sin(np.linspace(0, 40, 301)).astype(np.float32) * np.linspace(0, 1, 301, dtype=np.float32)
+    res = combiner.api.encode_detailed(clip, prior=prior, sample_rate=16000, spread_blocks=True, **FAST)
+    header, weights = codec.decode_weights(res.data, prior)
+    assert header.spread_blocks and header.shape == (301,)
+    assert weights.tobytes() == res.weights.tobytes()
+    decoded = codec.decode_bitstream(res.data, prior)
+    np.testing.assert_array_equal(decoded.values, res.decoded.values)

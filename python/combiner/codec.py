@@ -2,11 +2,12 @@
 write the bitstream; parse, regenerate the weights and run the network to decode.
 
 Layout of a coded signal. The signal is cut into patches of the prior's patch shape (one patch
-when the signal is that size); every patch p has its own INR whose D parameters are split into
-the prior's J blocks. Block j of patch p has the global id ``p * J + j``: it keys its candidates
-and is its position in the bitstream's index list. The coding order is block-major (block 0 of
-every patch in one batched search, then block 1, ...), so the not-yet-coded blocks of every patch
-are fine-tuned together between rounds.
+when the signal is that size); every patch p has its own INR with the prior's D parameters. The
+P x D weights are cut into P x J blocks (J: the prior's number of parts), either each patch by
+the prior's partition or, with ``spread_blocks``, across patches (`combiner.blocks`). A block's
+id keys its candidates and is its position in the bitstream's index list. Coding goes in J
+rounds of P blocks (one batched search each); the weights not yet coded are fine-tuned together
+between rounds.
 """
 
 from __future__ import annotations
