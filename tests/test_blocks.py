@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import combiner
-from combiner import blocks, cli, codec
+from combiner import blocks, codec
 from combiner.fit import block_kl
 from test_codec import FAST, tiny_prior
 
@@ -82,22 +81,6 @@ def test_a_batch_with_spread_blocks_gives_independent_bitstreams(prior):
     for res in results:
         _, weights = codec.decode_weights(res.data, prior)
         assert weights.tobytes() == res.weights.tobytes()
-
-
-def test_cli_spread_blocks(prior, tmp_path, capsys):
-    prior_path = tmp_path / "prior.safetensors"
-    prior.save(prior_path)
-    src = tmp_path / "in.png"
-    Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 18, 3), dtype=np.uint8)).save(src)
-    cmb, out = tmp_path / "x.cmb", tmp_path / "out.png"
-    args = ["encode", str(src), str(cmb), "--prior", str(prior_path), "--steps", "20", "--blocks", "spread"]
-    assert cli.main(args) == 0
-    capsys.readouterr()
-    assert cli.main(["info", str(cmb)]) == 0
-    info = capsys.readouterr().out
-    assert "v2" in info and "spread across patches" in info
-    assert cli.main(["-q", "decode", str(cmb), str(out), "--prior", str(prior_path)]) == 0
-    assert Image.open(out).size == (18, 20)
 
 
 def test_audio_with_spread_blocks_round_trips():

@@ -162,8 +162,17 @@ def test_cli_encode_info_decode(image_prior, tmp_path, capsys):
     assert cli.main(["encode", str(src), str(cmb), "--prior", str(prior_path), "--steps", "20"]) == 0
     assert "bpp" in capsys.readouterr().out
     assert cli.main(["info", str(cmb)]) == 0
-    assert "tiny-image" in capsys.readouterr().out
+    info = capsys.readouterr().out
+    assert "tiny-image" in info and "v1" in info and "per patch" in info
     assert cli.main(["-q", "decode", str(cmb), str(out), "--prior", str(prior_path)]) == 0
+    assert Image.open(out).size == (18, 20)
+    spread = tmp_path / "spread.cmb"
+    assert cli.main(["-q", "encode", str(src), str(spread), "--prior", str(prior_path), "--steps", "20",
+                     "--blocks", "spread"]) == 0
+    assert cli.main(["info", str(spread)]) == 0
+    info = capsys.readouterr().out
+    assert "v2" in info and "spread across patches" in info
+    assert cli.main(["-q", "decode", str(spread), str(out), "--prior", str(prior_path)]) == 0
     assert Image.open(out).size == (18, 20)
     cmb.write_bytes(b"CMB\x01garbage")
     assert cli.main(["decode", str(cmb), str(out), "--prior", str(prior_path)]) == 2

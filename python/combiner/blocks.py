@@ -68,7 +68,7 @@ def spread(prior: Prior, num_patches: int, seed: int) -> BlockLayout:
     """P x J blocks of nearly equal size over the shuffled P x D weights; see the module docstring."""
     D, J = prior.config.num_params, prior.num_blocks
     total, n = num_patches * D, num_patches * J
-    perm = _core.permutation(seed=seed, n=total).astype(np.int64)
+    perm = _core.permutation(seed=seed, n=total)  # uint32: half the memory of int64 indices
     bounds = (np.arange(n + 1, dtype=np.int64) * total) // n
     members = [np.sort(perm[bounds[b]:bounds[b + 1]]) for b in range(n)]
     rounds = [np.arange(r * num_patches, (r + 1) * num_patches) for r in range(J)]

@@ -35,7 +35,7 @@ ENCODE_DEFAULTS: dict[str, dict] = {
     # not taken (scaled by that ratio, not measured: a Kodak image would take about 20 minutes on
     # one core instead of 12).
     # Session 11, same three crops (kodim03/01/20) at photo-q1, 2,629 bytes each: shipped settings
-    # 26.73 dB; lr 2e-3 26.95 dB (5e-4: 26.21 dB; 4e-3 on kodim03 below 2e-3); blocks spread across
+    # 26.73 dB; lr 2e-3 26.94 dB (5e-4: 26.21 dB; 4e-3 on kodim03 below 2e-3); blocks spread across
     # patches (combiner.blocks) 27.47 dB; both 27.74 dB. Both taken; q0 and q3 gain as much
     # (results/experiments/README.md, "Spread blocks").
     "photo": dict(fit_steps=1200, refine_steps=10, lr=2e-3, pixel_fraction=0.25, spread_blocks=True),
