@@ -26,7 +26,7 @@ import numpy as np
 from combiner import _core
 from combiner.prior import Prior
 
-__all__ = ["BlockLayout", "per_patch", "spread", "prior_parts"]
+__all__ = ["BlockLayout", "layout", "per_patch", "spread", "prior_parts"]
 
 
 @dataclass(frozen=True)
@@ -73,3 +73,8 @@ def spread(prior: Prior, num_patches: int, seed: int) -> BlockLayout:
     members = [np.sort(perm[bounds[b]:bounds[b + 1]]) for b in range(n)]
     rounds = [np.arange(r * num_patches, (r + 1) * num_patches) for r in range(J)]
     return BlockLayout(num_patches, D, members, rounds)
+
+
+def layout(prior: Prior, num_patches: int, spread_blocks: bool, seed: int) -> BlockLayout:
+    """The layout a bitstream with these header fields uses."""
+    return spread(prior, num_patches, seed) if spread_blocks else per_patch(prior, num_patches)

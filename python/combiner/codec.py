@@ -79,10 +79,6 @@ def prior_name(prior: Prior) -> str:
     return str(prior.kind.get("name") or prior.prior_id)
 
 
-def block_layout(prior: Prior, num_patches: int, spread: bool, seed: int) -> blocks.BlockLayout:
-    return blocks.spread(prior, num_patches, seed) if spread else blocks.per_patch(prior, num_patches)
-
-
 def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
     """Run the INRs with flat weights [P, D] on the patch grid and reassemble the signal (CPU)."""
     patch = _patch_shape(prior)
@@ -152,7 +148,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
     counts = [v.shape[0] for v, _ in cut]
-    layouts = [block_layout(prior, c, opts.spread_blocks, opts.seed) for c in counts]
+    layouts = [blocks.layout(prior, c, opts.spread_blocks, opts.seed) for c in counts]
     coords = patch_coords(patch)
     P = targets.shape[0]
     model = initial_model(prior, P, opts, device)
@@ -279,7 +275,7 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     P, J, D = math.prod(patch_grid(spatial, patch)), prior.num_blocks, prior.config.num_params
     if len(indices) != P * J:
         raise PriorMismatchError(f"the bitstream has {len(indices)} blocks, the prior implies {P * J}")
-    layout = block_layout(prior, P, header.spread_blocks, header.seed)
+    layout = blocks.layout(prior, P, header.spread_blocks, header.seed)
     flat = np.concatenate(layout.members)
     samples = rec.decode_blocks(
         prior.mean[flat % D], prior.std[flat % D], np.array([len(m) for m in layout.members]),
