@@ -174,3 +174,31 @@ def test_committed_bitstream_of_the_session9_speech_prior_decodes_to_the_same_sa
         pytest.skip(f"{source} is not here: only the decoded output was checked")
     original = media.read(source).values[16000:20000]  # on [0, 1], as the encoder saw it
     assert abs(media.psnr(original, (out + 1.0) / 2.0, 1.0) - 37.88) < 0.005
+
+
+@pytest.mark.parametrize("name, sha256, source, reported", [
+    # `combiner encode --quality 1` of the two inputs above (the kodim05 crop and the 0.25 s of
+    # 2414-128291-0008) with session 11's defaults: blocks spread across patches, format version 2.
+    ("kodim05-crop96x64.photo-q1.spread.cmb",
+     "8f4db597695410c3092924a58df86ab6158538200c4c5ac2fa48bd8341ebaa15", "kodak/kodim05.png", 21.20),
+    ("2414-128291-0008-1.00s-1.25s.speech-q1.spread.cmb",
+     "f6129e61dd1bdc59580a337f266a8104d84e09a59c7d94b1ac9ecb0f3f8723a9",
+     "audio/librispeech_test-other/2414-128291-0008.flac", 37.92),
+])
+def test_committed_spread_block_bitstreams_decode_to_the_same_output(name, sha256, source, reported):
+    from combiner import media
+
+    data = (Path(__file__).parent / "data" / name).read_bytes()
+    assert (data[3], data[6]) == (2, 1)  # version 2, flag spread_blocks
+    out = combiner.decode(data)
+    image = out.ndim == 3
+    pinned = out if image else np.round(np.clip(out, -1, 1) * 32767).astype("<i2")
+    assert hashlib.sha256(pinned.tobytes()).hexdigest() == sha256
+    if not (SHARED / source).exists():
+        pytest.skip(f"{source} is not here: only the decoded output was checked")
+    if image:
+        crop = media.to_output(media.read(SHARED / source))[200:264, 300:396]
+        measured = media.psnr(crop.astype(float), out.astype(float), 255.0)
+    else:
+        measured = media.psnr(media.read(SHARED / source).values[16000:20000], (out + 1.0) / 2.0, 1.0)
+    assert abs(measured - reported) < 0.005
