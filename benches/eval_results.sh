@@ -88,3 +88,15 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s10/lib_q3
 # combiner -q eval /tmp/s10/clips_7_10 --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s10/lib_q3b
 # python benches/merge_runs.py results/librispeech-mix /tmp/s10/lib_q1 /tmp/s10/lib_q2 /tmp/s10/lib_q3 /tmp/s10/lib_q3b
+
+# Session 11, spread blocks (the new photo and speech defaults), on the CPU (results/kodak-spread,
+# results/librispeech-spread): kodim01-10 at photo-q1 in two processes of five images (folders
+# of links), one image per batch; the baselines of the same 10 images; speech-q0 on the 10 clips.
+# combiner -q eval KODAK_ODD --quality 1 --baselines "" --max-patches 96 -o /tmp/s11/kq1_odd
+# combiner -q eval KODAK_EVEN --quality 1 --baselines "" --max-patches 96 -o /tmp/s11/kq1_even
+# combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-spread --reference results/reference/kodak.json
+# python benches/merge_runs.py results/kodak-spread /tmp/s11/kq1_odd /tmp/s11/kq1_even
+# python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
+# combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-spread --reference results/reference/librispeech.json
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
+# python benches/merge_runs.py results/librispeech-spread /tmp/s11/lib_q0
