@@ -118,10 +118,15 @@ SHARED = Path(os.environ.get("COMBINER_SHARED_DATA", Path(__file__).resolve().pa
      "66aff3dcf9740a2c429d752350b205001ec5a199bf6c1b97e1021848a465f7ef", 25.13),
     ("2414-128291-0008.speech-q1.a2915477.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
      "68b7197349006ee43f2ee182187a5d0ba31a49d06b7c4798ad33cec5938602f6", 41.87),
+    # Session 11: the same priors with the new encoder defaults (spread blocks, format version 2).
+    ("kodim01.photo-q1.25311fac.spread.cmb", "kodak/kodim01.png",
+     "2d8e8e6f93b325327c36ee379677eb271b9c1ded48ea24f96b870b535dcd90f7", 25.26),
+    ("2414-128291-0008.speech-q1.a2915477.spread.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
+     "5fa1c4ed1207385f03718cbcb10e48755ec2c51e994c915fdea863a38255d7b9", 44.53),
 ])
 def test_committed_cli_bitstreams_decode_to_what_the_encoder_reported(name, source, sha256, reported):
-    """Bitstreams written by `combiner encode` with no prior flag (results/cli-check, sessions 3
-    and 10): a Kodak image at photo-q1 and a LibriSpeech clip at speech-q1. Their decoded output is pinned (audio
+    """Bitstreams written by `combiner encode` with no prior flag (results/cli-check, sessions 3,
+    10 and 11): a Kodak image at photo-q1 and a LibriSpeech clip at speech-q1. Their decoded output is pinned (audio
     rounded to 16 bits), and its PSNR against the source is the one `combiner encode` printed."""
     from combiner import media
 
