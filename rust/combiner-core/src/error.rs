@@ -31,7 +31,7 @@ pub enum FormatError {
     Truncated { needed: usize, have: usize },
     #[error("not a combiner bitstream (bad magic {found:02x?})")]
     BadMagic { found: [u8; 3] },
-    #[error("unsupported format version {found} (this build reads version {supported})")]
+    #[error("unsupported format version {found} (this build reads versions 1 to {supported})")]
     UnsupportedVersion { found: u8, supported: u8 },
     #[error(
         "checksum mismatch: stored {stored:#010x}, computed {computed:#010x}; the file is corrupted"
