@@ -100,3 +100,4 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-spread --reference results/reference/librispeech.json
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
 # python benches/merge_runs.py results/librispeech-spread /tmp/s11/lib_q0
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --limit 4 --baselines "" --max-patches 120 -o /tmp/s11/lib_q1   (rows: results/experiments/speech-q1-spread-4clips.jsonl)
