@@ -40,6 +40,11 @@ class BlockLayout:
     def num_blocks(self) -> int:
         return len(self.members)
 
+    def gather(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The flat indices of blocks ``ids``, concatenated in that order, and each block's size."""
+        chosen = [self.members[b] for b in ids]
+        return np.concatenate(chosen), np.array([len(m) for m in chosen], dtype=np.int64)
+
     def assignment(self) -> np.ndarray:
         """Block id of every weight, int64 [P, D]."""
         out = np.empty(self.num_patches * self.num_params, dtype=np.int64)

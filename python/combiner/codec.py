@@ -212,14 +212,14 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     num_rounds = len(layouts[0].rounds)
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):
         ids = [layout.rounds[r] for layout in layouts]
-        members = [layout.members[b] + off for layout, off, bs in zip(layouts, offsets, ids) for b in bs]
-        flat = np.concatenate(members)
+        parts = [layout.gather(bs) for layout, bs in zip(layouts, ids)]
+        flat = np.concatenate([f + off for (f, _), off in zip(parts, offsets)])
         with torch.no_grad():
             mu, sigma = (t.detach().cpu().numpy().reshape(-1) for t in model.posterior())
         res = search(
             mu[flat], np.maximum(sigma[flat], SIGMA_FLOOR), prior.mean[flat % D], prior.std[flat % D],
-            np.array([len(m) for m in members]), seed=opts.seed, block_ids=np.concatenate(ids),
-            kappa=prior.kappa, early_stop=opts.early_stop,
+            np.concatenate([sizes for _, sizes in parts]), seed=opts.seed,
+            block_ids=np.concatenate(ids), kappa=prior.kappa, early_stop=opts.early_stop,
         )
         start = 0
         for signal_indices, bs in zip(indices, ids):
@@ -276,10 +276,11 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     if len(indices) != P * J:
         raise PriorMismatchError(f"the bitstream has {len(indices)} blocks, the prior implies {P * J}")
     layout = blocks.layout(prior, P, header.spread_blocks, header.seed)
-    flat = np.concatenate(layout.members)
+    block_ids = np.arange(P * J)
+    flat, sizes = layout.gather(block_ids)
     samples = rec.decode_blocks(
-        prior.mean[flat % D], prior.std[flat % D], np.array([len(m) for m in layout.members]),
-        seed=header.seed, block_ids=np.arange(P * J), indices=indices, kappa=header.kappa,
+        prior.mean[flat % D], prior.std[flat % D], sizes,
+        seed=header.seed, block_ids=block_ids, indices=indices, kappa=header.kappa,
     )
     weights = np.zeros(P * D, dtype=np.float32)
     weights[flat] = samples
