@@ -200,3 +200,17 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     targeted = Prior.load(prior_path)
     assert targeted.kind["bits_per_patch"] == 40.0 and "train_bits_per_patch" in targeted.kind
     assert targeted.kind["beta"] != 1e-5 and 4 <= targeted.num_blocks <= 6
+
+
+def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):
+    """A header may name any shape: the decoder refuses one whose weights exceed the limit
+    before allocating for them, and the encoder refuses to write such a stream."""
+    img = np.random.default_rng(8).integers(0, 256, (20, 40, 3), dtype=np.uint8)  # 2 x 3 patches
+    data = combiner.encode(img, prior=image_prior, **FAST)
+    monkeypatch.setattr(codec, "MAX_SIGNAL_WEIGHTS", 6 * image_prior.config.num_params - 1)
+    with pytest.raises(combiner.errors.InvalidFieldError, match="limit"):
+        combiner.decode(data, prior=image_prior)
+    with pytest.raises(ValueError, match="limit"):
+        combiner.encode(img, prior=image_prior, **FAST)
+    monkeypatch.setattr(codec, "MAX_SIGNAL_WEIGHTS", 6 * image_prior.config.num_params)
+    assert combiner.decode(data, prior=image_prior).shape == (20, 40, 3)

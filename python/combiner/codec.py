@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from combiner import bitstream, blocks, gpu_search, rec
 from combiner.bitstream import Header
-from combiner.errors import PriorMismatchError
+from combiner.errors import InvalidFieldError, PriorMismatchError
 from combiner.fit import fit, pick_device
 from combiner.inr import BayesianINR, network_forward
 from combiner.media import Signal, psnr
@@ -31,6 +31,12 @@ from combiner.prior import Prior
 from combiner.tiling import from_patches, patch_coords, patch_grid, to_patches
 
 SIGMA_FLOOR = 1e-30  # a softplus that underflows to 0 would be an invalid posterior for the search
+# The most weights (patches x parameters per patch) one signal may have. A bitstream's header
+# sets the signal's shape, and decoding allocates a few arrays of that many 4-byte values (the
+# permutation of spread blocks among them), so a hostile header must not set it without bound:
+# this keeps the decoder under about 4 GB. A Kodak image with the photo priors has 313,632
+# weights; a 100-megapixel photo about 80 million, an hour of speech about 230 million (refused).
+MAX_SIGNAL_WEIGHTS = 1 << 27
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,14 @@ def check_prior_matches(prior: Prior, signal: Signal) -> None:
         raise ValueError(f"prior outputs {prior.config.out_dim} channels, the input has {channels}")
 
 
+def check_weight_count(num_patches: int, prior: Prior, error: type[Exception]) -> None:
+    """Refuse a signal with more than MAX_SIGNAL_WEIGHTS weights (raising ``error``)."""
+    count = num_patches * prior.config.num_params
+    if count > MAX_SIGNAL_WEIGHTS:
+        raise error(f"the signal needs {count:,} weights ({num_patches:,} patches of "
+                    f"{prior.config.num_params:,}); the limit is {MAX_SIGNAL_WEIGHTS:,}")
+
+
 def initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -> BayesianINR:
     """The posteriors the encoder starts fitting from: the prior mean, a fraction of its std."""
     gen = torch.Generator().manual_seed(opts.seed)
@@ -140,10 +154,12 @@ def encode_signals(signals: list[Signal], prior: Prior,
     search call per round), which is how a set of thumbnails is encoded efficiently. Each
     signal's bitstream is independent: its block ids start at 0.
     """
+    patch = _patch_shape(prior)
     for signal in signals:
         check_prior_matches(prior, signal)
+        spatial = signal.values.shape[:2] if signal.modality == "image" else signal.values.shape[:1]
+        check_weight_count(math.prod(patch_grid(spatial, patch)), prior, ValueError)
     device = pick_device(opts.device)
-    patch = _patch_shape(prior)
     cut = [to_patches(s.values, patch) for s in signals]
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
@@ -273,6 +289,7 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     patch = _patch_shape(prior)
     spatial = (header.height, header.width) if header.modality == "image" else (header.height,)
     P, J, D = math.prod(patch_grid(spatial, patch)), prior.num_blocks, prior.config.num_params
+    check_weight_count(P, prior, InvalidFieldError)
     if len(indices) != P * J:
         raise PriorMismatchError(f"the bitstream has {len(indices)} blocks, the prior implies {P * J}")
     layout = blocks.layout(prior, P, header.spread_blocks, header.seed)
