@@ -96,6 +96,12 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval KODAK_EVEN --quality 1 --baselines "" --max-patches 96 -o /tmp/s11/kq1_even
 # combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-spread --reference results/reference/kodak.json
 # python benches/merge_runs.py results/kodak-spread /tmp/s11/kq1_odd /tmp/s11/kq1_even
+# Session 12: kodim11-20 the same way (two processes of five), merged into the same folder.
+# combiner -q eval KODAK_11_20 --no-combiner -o /tmp/s12/kodak-base11 --reference results/reference/kodak.json
+# combiner -q eval KODAK_11_19_ODD --quality 1 --baselines "" --max-patches 96 -o /tmp/s12/kq1_odd
+# combiner -q eval KODAK_12_20_EVEN --quality 1 --baselines "" --max-patches 96 -o /tmp/s12/kq1_even
+# python benches/merge_runs.py results/kodak-spread /tmp/s12/kodak-base11 /tmp/s12/kq1_odd /tmp/s12/kq1_even
+# python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
 # python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
 # combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-spread --reference results/reference/librispeech.json
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
