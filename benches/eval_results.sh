@@ -107,10 +107,12 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
 # python benches/merge_runs.py results/librispeech-spread /tmp/s11/lib_q0
 # combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --limit 4 --baselines "" --max-patches 120 -o /tmp/s11/lib_q1   (rows: results/experiments/speech-q1-spread-4clips.jsonl)
-# Session 12: speech-q1 on clips 5-10 and speech-q2 on all 10 (folders of links, two processes),
+# Session 12: speech-q1 on clips 5-10, speech-q2 and q3 on all 10 (folders of links, two processes),
 # merged with the session-11 q1 rows (that jsonl, as an eval folder); anchor set to opus, rebuilt.
 # combiner -q eval CLIPS_5_7 --quality 1 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q1_a
 # combiner -q eval CLIPS_8_10 --quality 1 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q1_b
 # combiner -q eval CLIPS_1_5 --quality 2 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q2_a
 # combiner -q eval CLIPS_6_10 --quality 2 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q2_b
-# python benches/merge_runs.py results/librispeech-spread /tmp/s12/lib_q1_s11 /tmp/s12/lib_q1_a /tmp/s12/lib_q1_b /tmp/s12/lib_q2_a /tmp/s12/lib_q2_b
+# combiner -q eval CLIPS_1_5 --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q3_a
+# combiner -q eval CLIPS_6_10 --quality 3 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q3_b
+# python benches/merge_runs.py results/librispeech-spread /tmp/s12/lib_q1_s11 /tmp/s12/lib_q1_a /tmp/s12/lib_q1_b /tmp/s12/lib_q2_a /tmp/s12/lib_q2_b /tmp/s12/lib_q3_a /tmp/s12/lib_q3_b
