@@ -96,17 +96,17 @@ combiner eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3
 # combiner -q eval KODAK_EVEN --quality 1 --baselines "" --max-patches 96 -o /tmp/s11/kq1_even
 # combiner -q eval KODAK_1_10 --no-combiner -o results/kodak-spread --reference results/reference/kodak.json
 # python benches/merge_runs.py results/kodak-spread /tmp/s11/kq1_odd /tmp/s11/kq1_even
+# python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
+# combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-spread --reference results/reference/librispeech.json
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
+# python benches/merge_runs.py results/librispeech-spread /tmp/s11/lib_q0
+# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --limit 4 --baselines "" --max-patches 120 -o /tmp/s11/lib_q1   (rows: results/experiments/speech-q1-spread-4clips.jsonl)
 # Session 12: kodim11-20 the same way (two processes of five), merged into the same folder.
 # combiner -q eval KODAK_11_20 --no-combiner -o /tmp/s12/kodak-base11 --reference results/reference/kodak.json
 # combiner -q eval KODAK_11_19_ODD --quality 1 --baselines "" --max-patches 96 -o /tmp/s12/kq1_odd
 # combiner -q eval KODAK_12_20_EVEN --quality 1 --baselines "" --max-patches 96 -o /tmp/s12/kq1_even
 # python benches/merge_runs.py results/kodak-spread /tmp/s12/kodak-base11 /tmp/s12/kq1_odd /tmp/s12/kq1_even
 # python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
-# python benches/matched_rates.py results/kodak-spread --data "$DATA/kodak"
-# combiner -q eval "$DATA/audio/librispeech_test-other" --no-combiner --seconds 3 -o results/librispeech-spread --reference results/reference/librispeech.json
-# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 0 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s11/lib_q0
-# python benches/merge_runs.py results/librispeech-spread /tmp/s11/lib_q0
-# combiner -q eval "$DATA/audio/librispeech_test-other" --quality 1 --seconds 3 --limit 4 --baselines "" --max-patches 120 -o /tmp/s11/lib_q1   (rows: results/experiments/speech-q1-spread-4clips.jsonl)
 # Session 12: speech-q1 on clips 5-10, speech-q2 and q3 on all 10 (folders of links, two processes),
 # merged with the session-11 q1 rows (that jsonl, as an eval folder); anchor set to opus, rebuilt.
 # combiner -q eval CLIPS_5_7 --quality 1 --seconds 3 --baselines "" --max-patches 120 -o /tmp/s12/lib_q1_a

@@ -8,7 +8,8 @@ candidate closest to the posterior mean in the posterior's own metric (highest d
 sum(((x - mu_q) / sigma_q)^2) / d of the A* sample and of the closest of the 2^16 prior
 candidates. `crop` runs `crop_experiment.py` with the encoder's search replaced by an exhaustive
 scan for the closest candidate: the bitstream format and decoder are unchanged (any index is
-valid), only the encoder's choice differs. About three times slower than the A* search.
+valid), only the encoder's choice differs. It regenerates and scores every candidate in NumPy,
+with no early stop: the kodim03 crop took 331 s, beside other jobs on a 2-core machine.
 """
 
 from __future__ import annotations
