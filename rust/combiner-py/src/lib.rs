@@ -3,9 +3,12 @@
 //! in the core crate.
 
 use combiner_core::container::{self, Header, Modality};
+use combiner_core::decode::{self as decoder, DecodeError, Samples};
+use combiner_core::kernels::Isa;
+use combiner_core::prior::Prior;
 use combiner_core::search::{self, Block};
 use combiner_core::{FormatError as CoreFormatError, InputError, rng, sampler, shuffle};
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -53,6 +56,27 @@ create_exception!(
     FormatError,
     "Bytes follow the end of the bitstream."
 );
+
+create_exception!(
+    _core,
+    PriorFormatError,
+    PyValueError,
+    "A prior file or object is malformed, corrupted or inconsistent."
+);
+create_exception!(
+    _core,
+    PriorMismatchError,
+    PyValueError,
+    "The prior given to the decoder is not the one the bitstream was encoded with."
+);
+
+fn decode_err(e: DecodeError) -> PyErr {
+    match e {
+        DecodeError::Format(e) => format_err(e),
+        DecodeError::Prior(e) => PriorFormatError::new_err(e.to_string()),
+        DecodeError::PriorMismatch(why) => PriorMismatchError::new_err(why),
+    }
+}
 
 fn format_err(e: CoreFormatError) -> PyErr {
     let msg = e.to_string();
@@ -356,6 +380,54 @@ fn unpack<'py>(
     data: &[u8],
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyArray1<u32>>)> {
     let (h, indices) = py.detach(|| container::unpack(data)).map_err(format_err)?;
+    Ok((header_dict(py, h)?, PyArray1::from_vec(py, indices)))
+}
+
+/// The 32-byte content hash of a prior file (docs/format.md section 5), after validating it.
+#[pyfunction]
+fn prior_content_hash<'py>(py: Python<'py>, prior: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let prior = py
+        .detach(|| Prior::from_bytes(prior))
+        .map_err(|e| PriorFormatError::new_err(e.to_string()))?;
+    Ok(PyBytes::new(py, &prior.hash))
+}
+
+/// Decode a bitstream with a prior file: (header fields, uint8 [H, W, C] image or int16 [T]
+/// clip). `simd=False` runs the baseline instantiation (same bits, for tests).
+#[pyfunction]
+#[pyo3(signature = (data, prior, *, threads=None, simd=true))]
+fn decode<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    prior: &[u8],
+    threads: Option<usize>,
+    simd: bool,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyUntypedArray>)> {
+    let isa = if simd { Isa::detect() } else { Isa::Portable };
+    let (header, samples) = py
+        .detach(|| {
+            on_threads(threads, || {
+                let prior = Prior::from_bytes(prior)?;
+                decoder::decode(data, &prior, isa)
+            })
+        })?
+        .map_err(decode_err)?;
+    let (h, w, c) = (
+        header.height as usize,
+        header.width as usize,
+        header.channels as usize,
+    );
+    let array = match samples {
+        Samples::Image(v) => v.into_pyarray(py).reshape([h, w, c])?.into_any(),
+        Samples::Audio(v) => v.into_pyarray(py).into_any(),
+    };
+    Ok((
+        header_dict(py, header)?,
+        array.cast_into::<PyUntypedArray>()?,
+    ))
+}
+
+fn header_dict(py: Python<'_>, h: Header) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("modality", h.modality.name())?;
     d.set_item("kappa", h.kappa)?;
@@ -367,7 +439,7 @@ fn unpack<'py>(
     d.set_item("prior_hash", PyBytes::new(py, &h.prior_hash))?;
     d.set_item("prior_id", h.prior_id)?;
     d.set_item("spread_blocks", h.spread_blocks)?;
-    Ok((d, PyArray1::from_vec(py, indices)))
+    Ok(d)
 }
 
 #[pymodule]
@@ -383,6 +455,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add("InvalidFieldError", py.get_type::<InvalidFieldError>())?;
     m.add("TrailingDataError", py.get_type::<TrailingDataError>())?;
+    m.add("PriorFormatError", py.get_type::<PriorFormatError>())?;
+    m.add("PriorMismatchError", py.get_type::<PriorMismatchError>())?;
+    m.add("MAX_SIGNAL_WEIGHTS", decoder::MAX_SIGNAL_WEIGHTS)?;
     m.add("FORMAT_VERSION", container::VERSION)?;
     m.add("MAX_KAPPA", search::MAX_KAPPA)?;
     m.add("MAX_BLOCK_DIM", search::MAX_BLOCK_DIM)?;
@@ -397,5 +472,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(permutation, m)?)?;
     m.add_function(wrap_pyfunction!(pack, m)?)?;
     m.add_function(wrap_pyfunction!(unpack, m)?)?;
+    m.add_function(wrap_pyfunction!(decode, m)?)?;
+    m.add_function(wrap_pyfunction!(prior_content_hash, m)?)?;
     Ok(())
 }
