@@ -4,11 +4,15 @@ Run ONLY when the format changes on purpose, and only for the files that change:
 pin what every platform and every future build must reproduce bit for bit. They are checked from
 Rust (rust/combiner-core/tests/golden.rs) and from Python (tests/test_golden.py).
 
-    python tests/vectors/generate.py [candidates] [search] [permutation]   (default: all)
+    python tests/vectors/generate.py [candidates] [search] [permutation] [decoded]   (default: all)
+
+`decoded` pins what the committed bitstreams of tests/data decode to (docs/format.md section 8):
+regenerate it only when adding a bitstream, never to follow a change of the decoder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 import sys
@@ -19,6 +23,8 @@ import numpy as np
 from combiner import _core
 
 HERE = Path(__file__).parent
+ROOT = HERE.parent.parent
+PRIORS = ROOT / "python" / "combiner" / "priors"
 
 
 def f64_hex(values: np.ndarray) -> list[str]:
@@ -87,7 +93,37 @@ def permutations() -> dict:
             "decimal strings (u64).", "cases": cases}
 
 
-GENERATORS = {"candidates": candidates, "search": searches, "permutation": permutations}
+def prior_file_for(data: bytes) -> Path:
+    """The shipped or retired prior file a committed bitstream names (name and hash prefix)."""
+    fields, _ = _core.unpack(data)
+    name, prefix = fields["prior_id"], fields["prior_hash"]
+    for path in [PRIORS / f"{name}.safetensors", PRIORS / "retired" / f"{name}.{prefix.hex()}.safetensors"]:
+        if path.is_file() and _core.prior_content_hash(path.read_bytes())[:8] == prefix:
+            return path
+    raise LookupError(f"no prior file for {name} {prefix.hex()}")
+
+
+def output_sha256(samples: np.ndarray) -> str:
+    """SHA-256 of decoded samples as section 8 defines it (uint8 bytes, int16 little-endian)."""
+    return hashlib.sha256(samples.astype(samples.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def decoded() -> dict:
+    cases = []
+    for path in sorted((ROOT / "tests" / "data").glob("*.cmb")):
+        data = path.read_bytes()
+        prior = prior_file_for(data)
+        _, samples = _core.decode(data, prior.read_bytes())
+        cases.append({"bitstream": str(path.relative_to(ROOT)), "prior": str(prior.relative_to(ROOT)),
+                      "shape": list(samples.shape), "dtype": samples.dtype.name,
+                      "sha256": output_sha256(samples)})
+    return {"description": "SHA-256 of the output samples every committed bitstream decodes to "
+            "with its prior (docs/format.md sections 7 and 8): image bytes in H, W, C order, or "
+            "audio samples as int16 little-endian.", "cases": cases}
+
+
+GENERATORS = {"candidates": candidates, "search": searches, "permutation": permutations,
+              "decoded": decoded}
 
 if __name__ == "__main__":
     for name in sys.argv[1:] or GENERATORS:
