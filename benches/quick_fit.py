@@ -28,7 +28,7 @@ if "combiner" not in sys.modules:
 
 from combiner.fit import evaluate, fit, pick_device  # noqa: E402
 from combiner.inr import BayesianINR, INRConfig  # noqa: E402
-from combiner.prior import initial_prior  # noqa: E402
+from combiner.prior_learning import initial_prior  # noqa: E402
 from combiner.tiling import patch_coords, to_patches  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import combiner
-from combiner import blocks, codec
+from combiner import blocks, codec, decoder
 from combiner.fit import block_kl
 from test_codec import FAST, tiny_prior
 
@@ -65,7 +65,7 @@ def test_spread_blocks_round_trip_at_the_same_size(prior):
     spread = combiner.api.encode_detailed(img, prior=prior, spread_blocks=True, **FAST)
     assert len(spread.data) == len(plain.data)
     assert (spread.data[3], spread.data[6]) == (2, 1)  # version 2, flag spread_blocks
-    header, weights = codec.decode_weights(spread.data, prior)
+    header, weights = decoder.decode_weights(spread.data, prior)
     assert header.spread_blocks
     assert weights.tobytes() == spread.weights.tobytes()
     np.testing.assert_array_equal(combiner.decode(spread.data, prior=prior),
@@ -79,7 +79,7 @@ def test_a_batch_with_spread_blocks_gives_independent_bitstreams(prior):
     opts = codec.EncodeOptions(**FAST, spread_blocks=True)
     results = codec.encode_signals(signals, prior, opts)
     for res in results:
-        _, weights = codec.decode_weights(res.data, prior)
+        _, weights = decoder.decode_weights(res.data, prior)
         assert weights.tobytes() == res.weights.tobytes()
 
 
@@ -87,8 +87,8 @@ def test_audio_with_spread_blocks_round_trips():
     prior = tiny_prior("audio", (64,), "tiny-audio")
     clip = np.sin(np.linspace(0, 40, 301)).astype(np.float32) * np.linspace(0, 1, 301, dtype=np.float32)
     res = combiner.api.encode_detailed(clip, prior=prior, sample_rate=16000, spread_blocks=True, **FAST)
-    header, weights = codec.decode_weights(res.data, prior)
+    header, weights = decoder.decode_weights(res.data, prior)
     assert header.spread_blocks and header.shape == (301,)
     assert weights.tobytes() == res.weights.tobytes()
-    decoded = codec.decode_bitstream(res.data, prior)
+    decoded = decoder.decode(res.data, prior).signal()
     np.testing.assert_array_equal(decoded.values, res.decoded.values)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import soundfile
@@ -9,10 +11,11 @@ import torch
 from PIL import Image
 
 import combiner
-from combiner import cli, codec
+from combiner import cli, codec, decoder
 from combiner.inr import INRConfig
 from combiner.inr import siren_init
-from combiner.prior import Prior, initial_prior, make_partition
+from combiner.prior import Prior
+from combiner.prior_learning import initial_prior, make_partition
 
 torch.set_num_threads(1)
 
@@ -44,7 +47,7 @@ def audio_prior() -> Prior:
 def test_odd_sized_image_round_trips_bit_for_bit(image_prior):
     img = np.random.default_rng(1).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     res = combiner.api.encode_detailed(img, prior=image_prior, **FAST)
-    header, weights = codec.decode_weights(res.data, image_prior)
+    header, weights = decoder.decode_weights(res.data, image_prior)
     assert weights.tobytes() == res.weights.tobytes()  # the decoder rebuilds the encoder's weights
     assert header.shape == (33, 47, 3)
     out = combiner.decode(res.data, prior=image_prior)
@@ -67,13 +70,15 @@ def test_a_prior_with_mixing_matrices_round_trips(image_prior):
                   + 0.2 * np.random.default_rng(4).standard_normal(image_prior.config.mix_size).astype(np.float32))
     img = np.random.default_rng(5).integers(0, 256, (20, 24, 3), dtype=np.uint8)
     res = combiner.api.encode_detailed(img, prior=mixed, **FAST)
-    decoded = codec.decode_bitstream(res.data, mixed)
+    decoded = decoder.decode(res.data, mixed).signal()
     np.testing.assert_array_equal(decoded.values, res.decoded.values)
-    header, weights = codec.decode_weights(res.data, mixed)
-    unmixed = codec.reconstruct(image_prior, weights, header)
+    # The same indices under the prior without mixing matrices: the same weights, another output.
+    header, indices = combiner.bitstream.unpack(res.data)
+    plain = dataclasses.replace(header, prior_hash=image_prior.content_hash()[:8])
+    unmixed = decoder.decode(combiner.bitstream.pack(plain, indices), image_prior).signal()
     assert np.abs(unmixed.values - decoded.values).max() > 1e-3
     with pytest.raises(ValueError):  # the plain prior's hash differs: refused, not misdecoded
-        codec.decode_bitstream(res.data, image_prior)
+        decoder.decode(res.data, image_prior).signal()
 
 
 def test_encoding_is_deterministic_on_cpu(image_prior):
@@ -203,13 +208,19 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
 
 
 def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):
-    """A header may name any shape: the decoder refuses one whose weights exceed the limit
-    before allocating for them, and the encoder refuses to write such a stream."""
+    """A header may name any shape: the decoder refuses one whose weights exceed the limit of
+    2^27 before allocating for them, and the encoder refuses to write such a stream."""
     img = np.random.default_rng(8).integers(0, 256, (20, 40, 3), dtype=np.uint8)  # 2 x 3 patches
     data = combiner.encode(img, prior=image_prior, **FAST)
-    monkeypatch.setattr(codec, "MAX_SIGNAL_WEIGHTS", 6 * image_prior.config.num_params - 1)
+    header, indices = combiner.bitstream.unpack(data)
+    patches = -(-codec.MAX_SIGNAL_WEIGHTS // image_prior.config.num_params)  # just over the limit
+    huge = dataclasses.replace(header, height=16, width=16 * patches)
     with pytest.raises(combiner.errors.InvalidFieldError, match="limit"):
-        combiner.decode(data, prior=image_prior)
+        combiner.decode(combiner.bitstream.pack(huge, indices), prior=image_prior)
+    fits = dataclasses.replace(header, height=16, width=16 * (patches - 1))
+    with pytest.raises(combiner.errors.PriorMismatchError, match="blocks"):  # passes the limit
+        combiner.decode(combiner.bitstream.pack(fits, indices), prior=image_prior)
+    monkeypatch.setattr(codec, "MAX_SIGNAL_WEIGHTS", 6 * image_prior.config.num_params - 1)
     with pytest.raises(ValueError, match="limit"):
         combiner.encode(img, prior=image_prior, **FAST)
     monkeypatch.setattr(codec, "MAX_SIGNAL_WEIGHTS", 6 * image_prior.config.num_params)

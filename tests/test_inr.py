@@ -47,7 +47,7 @@ def test_config_roundtrip_and_validation():
 
 def test_frequencies_and_features():
     cfg = INRConfig(num_freqs=16, max_freq=1024.0)
-    w = cfg.frequencies()
+    w = torch.from_numpy(cfg.frequencies())
     assert w[0] == 1.0 and abs(w[-1] - 1024.0) < 1e-9
     x = torch.tensor([[0.25, -0.5]])
     f = fourier_features(x, w[:2])
@@ -162,7 +162,7 @@ def test_fixed_params_zero_sigma_no_grad():
 def test_mixing_matrices_reparameterise_each_layer():
     x = torch.rand(9, 2) * 2 - 1
     weights = BayesianINR(TINY, 2, generator=gen()).mu.detach()
-    feats = fourier_features(x, TINY.frequencies().to(torch.float32))
+    feats = fourier_features(x, torch.from_numpy(TINY.frequencies()).to(torch.float32))
     # Identity mixing is the plain network.
     torch.testing.assert_close(mlp_forward(TINY, feats, weights, identity_mix(TINY)), mlp_forward(TINY, feats, weights))
     # A random mix: layer l's effective parameters are L_l [W_l; b_l] R_l.

@@ -6,14 +6,9 @@ import pytest
 import torch
 
 from combiner.inr import INRConfig, identity_mix, init_bounds
-from combiner.prior import (
-    Prior,
-    PriorFormatError,
-    initial_prior,
-    learn_prior,
-    make_partition,
-    update_prior,
-)
+from combiner.errors import PriorFormatError
+from combiner.prior import Prior
+from combiner.prior_learning import initial_prior, learn_prior, make_partition, update_prior
 from combiner.tiling import patch_coords, to_patches
 
 # Tiny problems: one intra-op thread is far faster than two (and immune to a busy neighbour

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -88,122 +89,90 @@ def test_demo_main_job(capsys):
     assert "bpp" in out and "PSNR" in out
 
 
-def test_committed_sample_bitstream_decodes_to_the_same_pixels():
-    """A bitstream made once (thumbnail-q1, the bundled sample image) and committed: decoding it
-    must give exactly the pixels it gave then, on any machine and in any later version."""
-    from importlib import resources
-
-    from combiner import media
-
-    data = (Path(__file__).parent / "data" / "cifar10-test-00000.thumbnail-q1.cmb").read_bytes()
-    out = combiner.decode(data)
-    assert out.shape == (32, 32, 3) and out.dtype == np.uint8
-    assert hashlib.sha256(out.tobytes()).hexdigest() == (
-        "4000a99e4c2d09a5e9f37086c146766315488c0a3219c92144c4dfce532ca026")
-    original = media.to_output(media.read(resources.files("combiner") / "samples" / "cifar10-test-00000.png"))
-    assert abs(media.psnr(original.astype(float), out.astype(float), 255.0) - 24.46) < 0.01
-
-
 # The shared evaluation data, beside the checkout (or where COMBINER_SHARED_DATA says).
 SHARED = Path(os.environ.get("COMBINER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(__file__).parent / "data"
+DECODED = json.loads((Path(__file__).parent / "vectors" / "decoded.json").read_text())["cases"]
+KODIM05_CROP = (slice(200, 264), slice(300, 396))
+CLIP_QUARTER = slice(16000, 20000)
 
-
-@pytest.mark.parametrize("name, source, sha256, reported", [
-    ("kodim01.photo-q1.cmb", "kodak/kodim01.png",
-     "9a2016650d88a798b5a759297971a9825354a3dd4eea38a98c3238c351058f85", 22.78),
-    ("2414-128291-0008.speech-q1.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
-     "29afe776aa20a3fa1b72cb8585a9dab475f687395016285eba91d91a3821a7e6", 39.30),
-    # The same two inputs with the priors shipped at session 10 (the fresh-install check again).
-    ("kodim01.photo-q1.25311fac.cmb", "kodak/kodim01.png",
-     "66aff3dcf9740a2c429d752350b205001ec5a199bf6c1b97e1021848a465f7ef", 25.13),
-    ("2414-128291-0008.speech-q1.a2915477.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
-     "68b7197349006ee43f2ee182187a5d0ba31a49d06b7c4798ad33cec5938602f6", 41.87),
-    # Session 11: the same priors with the new encoder defaults (spread blocks, format version 2).
-    ("kodim01.photo-q1.25311fac.spread.cmb", "kodak/kodim01.png",
-     "2d8e8e6f93b325327c36ee379677eb271b9c1ded48ea24f96b870b535dcd90f7", 25.26),
+# Committed bitstreams written by `combiner encode` with a shipped prior, the input they were
+# made from and the PSNR the encoder printed. The encoder printed a PSNR computed by an earlier
+# decoder; the deterministic decoder's output differs from it by at most one level on a few
+# samples, so the PSNR must agree to 0.01 dB.
+ENCODED = [
+    ("cifar10-test-00000.thumbnail-q1.cmb", "sample", None, 24.46),
+    ("kodim01.photo-q1.cmb", "kodak/kodim01.png", None, 22.78),
+    ("kodim01.photo-q1.25311fac.cmb", "kodak/kodim01.png", None, 25.13),
+    ("kodim01.photo-q1.25311fac.spread.cmb", "kodak/kodim01.png", None, 25.26),
+    ("kodim05-crop96x64.photo-q1.cmb", "kodak/kodim05.png", KODIM05_CROP, 21.26),
+    ("kodim05-crop96x64.photo-q1.spread.cmb", "kodak/kodim05.png", KODIM05_CROP, 21.20),
+    ("2414-128291-0008.speech-q1.cmb", "audio/librispeech_test-other/2414-128291-0008.flac", None, 39.30),
+    ("2414-128291-0008.speech-q1.a2915477.cmb", "audio/librispeech_test-other/2414-128291-0008.flac", None, 41.87),
     ("2414-128291-0008.speech-q1.a2915477.spread.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
-     "5fa1c4ed1207385f03718cbcb10e48755ec2c51e994c915fdea863a38255d7b9", 44.53),
-])
-def test_committed_cli_bitstreams_decode_to_what_the_encoder_reported(name, source, sha256, reported):
-    """Bitstreams written by `combiner encode` with no prior flag (results/cli-check, sessions 3,
-    10 and 11): a Kodak image at photo-q1 and a LibriSpeech clip at speech-q1. Their decoded output is pinned (audio
-    rounded to 16 bits), and its PSNR against the source is the one `combiner encode` printed."""
-    from combiner import media
-
-    out = combiner.decode((Path(__file__).parent / "data" / name).read_bytes())
-    pinned = out if out.dtype == np.uint8 else np.round(np.clip(out, -1, 1) * 32767).astype("<i2")
-    assert hashlib.sha256(pinned.tobytes()).hexdigest() == sha256
-    if not (SHARED / source).exists():
-        pytest.skip(f"{SHARED / source} is not here: only the decoded output was checked")
-    original = media.to_output(media.read(SHARED / source))
-    if out.dtype == np.uint8:
-        measured = media.psnr(original.astype(float), out.astype(float), 255.0)
-    else:  # combiner's audio convention: the waveform mapped to [0, 1], peak 1
-        measured = media.psnr((original + 1.0) / 2.0, (out + 1.0) / 2.0, 1.0)
-    assert abs(measured - reported) < 0.005  # printed with two decimals
+     None, 44.53),
+    ("2414-128291-0008-1.00s-1.25s.speech-q1.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
+     CLIP_QUARTER, 37.88),
+    ("2414-128291-0008-1.00s-1.25s.speech-q1.spread.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
+     CLIP_QUARTER, 37.92),
+]
 
 
-def test_committed_bitstream_of_a_mixing_prior_decodes_to_the_same_pixels():
-    """`combiner encode --quality 1` of a 96 x 64 crop of kodim05 (rows 200-263, columns 300-395)
-    with the session-7 photo-q1, whose network carries learned mixing matrices: the decoder must
-    apply them exactly as the encoder did (encoder printed 21.26 dB)."""
-    from combiner import media
+@pytest.mark.parametrize("case", DECODED, ids=[Path(c["bitstream"]).name for c in DECODED])
+def test_committed_bitstreams_decode_to_the_golden_outputs(case):
+    """combiner.decode, finding the prior by the name and hash in the bitstream, gives the output
+    pinned in tests/vectors/decoded.json (docs/format.md section 8) on any machine."""
+    from combiner import decoder, registry
 
-    data = (Path(__file__).parent / "data" / "kodim05-crop96x64.photo-q1.cmb").read_bytes()
-    assert combiner.api.info(data)["prior_hash"].hex() == "25311fac77ce50b7"
-    out = combiner.decode(data)
-    assert out.shape == (64, 96, 3)
-    assert hashlib.sha256(out.tobytes()).hexdigest() == (
-        "5c5c6ce68e89ddba03e3e309d64d3ae177730d858c4fbd5d50b4e7c7cc4f17dd")
-    if not (SHARED / "kodak" / "kodim05.png").exists():
-        pytest.skip("kodim05 is not here: only the decoded output was checked")
-    crop = media.to_output(media.read(SHARED / "kodak" / "kodim05.png"))[200:264, 300:396]
-    assert abs(media.psnr(crop.astype(float), out.astype(float), 255.0) - 21.26) < 0.005
-
-
-def test_committed_bitstream_of_the_session9_speech_prior_decodes_to_the_same_samples():
-    """`combiner encode --quality 1` of 0.25 s of LibriSpeech clip 2414-128291-0008 (samples
-    16000-19999, written as 16-bit FLAC) with the session-9 speech-q1: 0.05 s chunks, mixing
-    matrices (encoder printed 37.88 dB at 13.70 kbit/s)."""
-    from combiner import media
-
-    data = (Path(__file__).parent / "data" / "2414-128291-0008-1.00s-1.25s.speech-q1.cmb").read_bytes()
-    assert combiner.api.info(data)["prior_hash"].hex() == "a29154770d536c5b"
-    out = combiner.decode(data)
-    assert out.shape == (4000,)
-    pinned = np.round(np.clip(out, -1, 1) * 32767).astype("<i2")
-    assert hashlib.sha256(pinned.tobytes()).hexdigest() == (
-        "543e93383f7788affc97458aa9961bc59c38fd6551092f1e103f8997c18c4bf5")
-    source = SHARED / "audio" / "librispeech_test-other" / "2414-128291-0008.flac"
-    if not source.exists():
-        pytest.skip(f"{source} is not here: only the decoded output was checked")
-    original = media.read(source).values[16000:20000]  # on [0, 1], as the encoder saw it
-    assert abs(media.psnr(original, (out + 1.0) / 2.0, 1.0) - 37.88) < 0.005
+    data = (Path(__file__).resolve().parents[1] / case["bitstream"]).read_bytes()
+    header = combiner.bitstream.unpack(data)[0]
+    decoded = decoder.decode(data, registry.for_bitstream(header.prior_id, header.prior_hash))
+    assert list(decoded.samples.shape) == case["shape"]
+    assert hashlib.sha256(decoded.samples.astype(decoded.samples.dtype.newbyteorder("<")).tobytes()
+                          ).hexdigest() == case["sha256"]
+    out = combiner.decode(data)  # the public API: the same samples (audio scaled to [-1, 1])
+    samples = out if out.dtype == np.uint8 else np.round(out * 32767).astype(np.int16)
+    np.testing.assert_array_equal(samples, decoded.samples)
 
 
-@pytest.mark.parametrize("name, sha256, source, reported", [
-    # `combiner encode --quality 1` of the two inputs above (the kodim05 crop and the 0.25 s of
-    # 2414-128291-0008) with session 11's defaults: blocks spread across patches, format version 2.
-    ("kodim05-crop96x64.photo-q1.spread.cmb",
-     "8f4db597695410c3092924a58df86ab6158538200c4c5ac2fa48bd8341ebaa15", "kodak/kodim05.png", 21.20),
-    ("2414-128291-0008-1.00s-1.25s.speech-q1.spread.cmb",
-     "f6129e61dd1bdc59580a337f266a8104d84e09a59c7d94b1ac9ecb0f3f8723a9",
-     "audio/librispeech_test-other/2414-128291-0008.flac", 37.92),
-])
-def test_committed_spread_block_bitstreams_decode_to_the_same_output(name, sha256, source, reported):
-    from combiner import media
+@pytest.mark.parametrize("name, source, part, reported", ENCODED, ids=[e[0] for e in ENCODED])
+def test_committed_bitstreams_have_the_psnr_the_encoder_reported(name, source, part, reported):
+    from importlib import resources
 
-    data = (Path(__file__).parent / "data" / name).read_bytes()
-    assert (data[3], data[6]) == (2, 1)  # version 2, flag spread_blocks
-    out = combiner.decode(data)
-    image = out.ndim == 3
-    pinned = out if image else np.round(np.clip(out, -1, 1) * 32767).astype("<i2")
-    assert hashlib.sha256(pinned.tobytes()).hexdigest() == sha256
-    if not (SHARED / source).exists():
-        pytest.skip(f"{source} is not here: only the decoded output was checked")
-    if image:
-        crop = media.to_output(media.read(SHARED / source))[200:264, 300:396]
-        measured = media.psnr(crop.astype(float), out.astype(float), 255.0)
-    else:
-        measured = media.psnr(media.read(SHARED / source).values[16000:20000], (out + 1.0) / 2.0, 1.0)
-    assert abs(measured - reported) < 0.005
+    from combiner import decoder, media, registry
+
+    path = resources.files("combiner") / "samples" / "cifar10-test-00000.png" if source == "sample" else SHARED / source
+    if not Path(str(path)).exists():
+        pytest.skip(f"{path} is not here: only the decoded output is checked (golden outputs)")
+    data = (DATA / name).read_bytes()
+    header = combiner.bitstream.unpack(data)[0]
+    decoded = decoder.decode(data, registry.for_bitstream(header.prior_id, header.prior_hash)).signal()
+    original = media.read(path).values
+    if part is not None:
+        original = original[part]
+    assert abs(media.psnr(original, decoded.values) - reported) < 0.01
+
+
+def test_decoding_needs_no_pytorch():
+    """A process where `import torch` fails decodes a committed bitstream with the shipped prior,
+    through the API and the command line."""
+    import subprocess
+    import sys
+
+    script = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now raises ImportError
+import combiner
+from combiner import cli
+image = combiner.decode(open({str(DATA / "kodim05-crop96x64.photo-q1.spread.cmb")!r}, "rb").read())
+assert image.shape == (64, 96, 3), image.shape
+assert cli.main(["-q", "decode", {str(DATA / "2414-128291-0008-1.00s-1.25s.speech-q1.cmb")!r}, sys.argv[1]]) == 0
+assert "torch" not in sys.modules or sys.modules["torch"] is None
+"""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.run([sys.executable, "-c", script, str(Path(tmp) / "clip.wav")],
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        assert (Path(tmp) / "clip.wav").stat().st_size > 8000

@@ -1,4 +1,6 @@
-"""The public Python API: ``encode``, ``decode``, ``learn_prior`` and their file-level forms."""
+"""The public Python API: ``encode``, ``decode``, ``learn_prior`` and their file-level forms.
+
+PyTorch is imported only when encoding or learning is asked for: decoding works without it."""
 
 from __future__ import annotations
 
@@ -7,17 +9,19 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from combiner import codec, media, registry, training
+import numpy as np
+
+from combiner import decoder, media, registry, training
 from combiner import quality as quality_mod
-from combiner import prior as prior_mod
 from combiner.bitstream import unpack
-from combiner.codec import EncodeOptions, EncodeResult
-from combiner.inr import INRConfig
+from combiner.config import INRConfig
+from combiner.options import EncodeOptions
 from combiner.prior import Prior
-from combiner.tiling import patch_coords
+
+if TYPE_CHECKING:  # the encoder needs PyTorch; decoding must not import it
+    from combiner.codec import EncodeResult
 
 # Architecture presets. "small" is RECOMBINER's 4-layer width-32 SIREN with a few Fourier
 # features: the size that fits a 32x32 thumbnail or a 32x32 patch. "kodak" is COMBINER's Kodak
@@ -58,11 +62,13 @@ def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
 
 def encode_detailed(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
                     sample_rate: int | None = None, options: EncodeOptions | None = None,
-                    **overrides) -> EncodeResult:
+                    **overrides) -> "EncodeResult":
     """Like :func:`encode` but returns the :class:`EncodeResult` (PSNR, rate, times, weights)."""
     signal = _as_signal(x, sample_rate)
     chosen, defaults = _choose_prior(signal, prior, quality)
     opts = replace(options or EncodeOptions(), **{**defaults, **overrides})
+    from combiner import codec
+
     return codec.encode_signal(signal, chosen, opts)
 
 
@@ -89,11 +95,14 @@ def encode(x: object, *, prior: PriorLike | None = None, quality: int | None = N
 
 
 def decode(data: bytes, *, prior: PriorLike | None = None) -> np.ndarray:
-    """Decompress a bitstream: uint8 H x W x 3 image, or float32 audio on [-1, 1].
+    """Decompress a bitstream: a uint8 H x W x C image, or a float32 clip on [-1, 1] (the
+    16-bit samples of the format divided by 32767). The same values on every machine.
 
-    Without ``prior``, the shipped prior named in the bitstream is used."""
+    Without ``prior``, the shipped prior the bitstream names (or, with an empty name, the shipped
+    prior with its hash) is used. Errors: see :func:`combiner.decoder.decode`."""
     data = bytes(data)
-    return media.to_output(codec.decode_bitstream(data, _prior_for(data, prior)))
+    decoded = decoder.decode(data, _prior_for(data, prior))
+    return decoded.samples if decoded.header.modality == "image" else decoded.waveform()
 
 
 def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
@@ -125,7 +134,7 @@ def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,
 def decode_file(path: str | os.PathLike, output: str | os.PathLike, *,
                 prior: PriorLike | None = None) -> media.Signal:
     data = Path(path).read_bytes()
-    signal = codec.decode_bitstream(data, _prior_for(data, prior))
+    signal = decoder.decode(data, _prior_for(data, prior)).signal()
     media.write(output, signal)
     return signal
 
@@ -143,10 +152,15 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
     ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
     prior per rate, named ``NAME-q0``, ``NAME-q1`` ... from the same learned means and stds.
     ``rate_target_bits`` adapts beta while learning so that the training posteriors reach that
-    rate (see ``prior.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
+    rate (see ``prior_learning.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
     ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
     """
+    import torch
+
+    from combiner import prior_learning
+    from combiner.tiling import patch_coords
+
     if isinstance(config, str):
         if config not in CONFIGS:
             raise ValueError(f"unknown config {config!r}; choose from {sorted(CONFIGS)}")
@@ -160,7 +174,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
                 p.kind["name"] = f"{kind['name']}-q{q}"
         return learned
 
-    return named(prior_mod.learn_prior(
+    return named(prior_learning.learn_prior(
         [(patch_coords(patch), torch.from_numpy(signals))], config, modality=modality,
         patch_shape=patch, iterations=iterations, steps_per_iteration=steps,
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,

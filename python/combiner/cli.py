@@ -12,7 +12,7 @@ from pathlib import Path
 from combiner import api
 from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
-from combiner.codec import rate_of
+from combiner.decoder import rate_of
 from combiner.errors import FormatError
 
 

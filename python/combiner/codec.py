@@ -1,5 +1,6 @@
 """The coding pipeline: fit a posterior, code it block by block with progressive refinement, and
-write the bitstream; parse, regenerate the weights and run the network to decode.
+write the bitstream. Decoding is `combiner.decoder` (the Rust reconstruction); the encoder decodes
+its own bitstream with it, so the PSNR it reports is what every decoder produces.
 
 Layout of a coded signal. The signal is cut into patches of the prior's patch shape (one patch
 when the signal is that size); every patch p has its own INR with the prior's D parameters. The
@@ -21,52 +22,28 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from combiner import bitstream, blocks, gpu_search, rec
+from combiner import _core, bitstream, blocks, decoder, gpu_search, rec
 from combiner.bitstream import Header
-from combiner.errors import InvalidFieldError, PriorMismatchError
+from combiner.decoder import rate_of
 from combiner.fit import fit, pick_device
-from combiner.inr import BayesianINR, network_forward
+from combiner.inr import BayesianINR
 from combiner.media import Signal, psnr
+from combiner.options import EncodeOptions
 from combiner.prior import Prior
-from combiner.tiling import from_patches, patch_coords, patch_grid, to_patches
+from combiner.tiling import patch_coords, patch_grid, to_patches
 
 SIGMA_FLOOR = 1e-30  # a softplus that underflows to 0 would be an invalid posterior for the search
-# The most weights (patches x parameters per patch) one signal may have. A bitstream's header
-# sets the signal's shape, and decoding allocates a few arrays of that many 4-byte values (the
-# permutation of spread blocks among them), so a hostile header must not set it without bound:
-# this keeps the decoder under about 4 GB. A Kodak image with the photo priors has 313,632
-# weights; a 100-megapixel photo about 80 million, an hour of speech about 230 million (refused).
-MAX_SIGNAL_WEIGHTS = 1 << 27
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """How hard the encoder works. Defaults suit a CPU; raise ``fit_steps`` on a GPU."""
-
-    fit_steps: int = 1500
-    lr: float = 1e-3
-    refine_steps: int = 10  # fine-tuning steps after each coded round of blocks
-    init_std_ratio: float = 0.5  # initial posterior std as a fraction of the prior std
-    beta: float | None = None  # starting beta; default: the prior's training beta
-    control_every: int = 25
-    target_bits: float | None = None  # per-block KL target; default kappa - 0.5
-    pixel_fraction: float = 1.0
-    seed: int = 0
-    device: str | None = None
-    early_stop: bool = True
-    progress: bool = True
-    # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
-    spread_blocks: bool = False
-    # Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto":
-    # the GPU when fitting on CUDA and CuPy is installed.
-    search: str = "auto"
+# The most weights (patches x parameters per patch) one signal may have: the decoder's limit
+# (docs/format.md section 3), so the encoder never writes a bitstream it would refuse. A Kodak
+# image with the photo priors has 313,632 weights; a 100-megapixel photo about 80 million.
+MAX_SIGNAL_WEIGHTS = _core.MAX_SIGNAL_WEIGHTS
 
 
 @dataclass(frozen=True)
 class EncodeResult:
     data: bytes
     weights: np.ndarray  # float32 [P, D]: exactly what the decoder regenerates
-    decoded: Signal
+    decoded: Signal  # what every decoder outputs, on the [0, 1] scale of the input
     psnr: float
     bits_per_unit: float  # bits per pixel (images) or kbit/s (audio), from the whole file
     fit_seconds: float
@@ -85,21 +62,6 @@ def prior_name(prior: Prior) -> str:
     return str(prior.kind.get("name") or prior.prior_id)
 
 
-def reconstruct(prior: Prior, weights: np.ndarray, header: Header) -> Signal:
-    """Run the INRs with flat weights [P, D] on the patch grid and reassemble the signal (CPU)."""
-    patch = _patch_shape(prior)
-    coords = patch_coords(patch)
-    freqs = prior.config.frequencies().to(torch.float32)
-    with torch.no_grad():
-        mix = None if prior.mix is None else torch.from_numpy(prior.mix)
-        out = network_forward(prior.config, coords, freqs, torch.from_numpy(np.ascontiguousarray(weights)), mix)
-    values = from_patches(out.numpy(), header.shape if header.modality == "image" else (header.height, 1), patch)
-    values = np.clip(values, 0.0, 1.0).astype(np.float32)
-    if header.modality == "audio":
-        values = values[:, 0]
-    return Signal(header.modality, values, header.sample_rate)
-
-
 def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Header:
     v = signal.values
     if signal.modality == "image":
@@ -113,6 +75,9 @@ def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Hea
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:
+    if prior.config.latent_grid:
+        raise ValueError("per-patch latent grids are not part of the bitstream format "
+                         "(docs/format.md section 7.2): this prior can be learned but not coded")
     modality = prior.kind.get("modality")
     if modality != signal.modality:
         raise ValueError(f"prior {prior_name(prior)!r} is for {modality}, the input is {signal.modality}")
@@ -188,7 +153,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
         start += count
         header = _header(signal, prior, opts.seed, opts.spread_blocks)
         data = bitstream.pack(header, idx)
-        decoded = reconstruct(prior, w, header)
+        decoded = decoder.decode(data, prior).signal()
         results.append(EncodeResult(
             data=data, weights=w, decoded=decoded, psnr=psnr(signal.values, decoded.values),
             bits_per_unit=rate_of(header, len(data)),
@@ -267,43 +232,3 @@ def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchRes
     return rec.encode_blocks
 
 
-def rate_of(header: Header, nbytes: int) -> float:
-    """Bits per pixel (images) or kbit/s (audio) of a file of ``nbytes`` bytes."""
-    if header.modality == "image":
-        return 8.0 * nbytes / (header.height * header.width)
-    return 8.0 * nbytes / (header.height / header.sample_rate) / 1000.0
-
-
-def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
-    """Parse a bitstream and regenerate the flat weights [P, D] the encoder ended with."""
-    header, indices = bitstream.unpack(data)
-    if header.prior_hash != prior.content_hash()[:bitstream.PRIOR_HASH_LEN]:
-        raise PriorMismatchError(
-            f"the bitstream was encoded with prior {header.prior_id!r} "
-            f"(hash {header.prior_hash.hex()[:16]}), not with {prior_name(prior)!r} "
-            f"(hash {prior.content_hash().hex()[:16]})")
-    if header.kappa != prior.kappa:
-        raise PriorMismatchError("kappa of the bitstream and of the prior differ")
-    if prior.kind.get("modality") != header.modality:
-        raise PriorMismatchError("the prior is for another modality")
-    patch = _patch_shape(prior)
-    spatial = (header.height, header.width) if header.modality == "image" else (header.height,)
-    P, J, D = math.prod(patch_grid(spatial, patch)), prior.num_blocks, prior.config.num_params
-    check_weight_count(P, prior, InvalidFieldError)
-    if len(indices) != P * J:
-        raise PriorMismatchError(f"the bitstream has {len(indices)} blocks, the prior implies {P * J}")
-    layout = blocks.layout(prior, P, header.spread_blocks, header.seed)
-    block_ids = np.arange(P * J)
-    flat, sizes = layout.gather(block_ids)
-    samples = rec.decode_blocks(
-        prior.mean[flat % D], prior.std[flat % D], sizes,
-        seed=header.seed, block_ids=block_ids, indices=indices, kappa=header.kappa,
-    )
-    weights = np.zeros(P * D, dtype=np.float32)
-    weights[flat] = samples
-    return header, weights.reshape(P, D)
-
-
-def decode_bitstream(data: bytes, prior: Prior) -> Signal:
-    header, weights = decode_weights(data, prior)
-    return reconstruct(prior, weights, header)

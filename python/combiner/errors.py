@@ -1,8 +1,10 @@
 """Exceptions raised by combiner.
 
 Every defect of a bitstream raises a subclass of :class:`FormatError`, which is itself a
-:class:`ValueError`, so ``except ValueError`` also catches them. The classes are defined by the
-Rust extension (which raises them) and re-exported here.
+:class:`ValueError`, so ``except ValueError`` also catches them. A malformed prior file raises
+:class:`PriorFormatError`, and a bitstream decoded with another prior than its own
+:class:`PriorMismatchError` (both ``ValueError``). The classes are defined by the Rust extension
+(which raises them) and re-exported here.
 """
 
 from combiner._core import (
@@ -10,14 +12,12 @@ from combiner._core import (
     ChecksumError,
     FormatError,
     InvalidFieldError,
+    PriorFormatError,
+    PriorMismatchError,
     TrailingDataError,
     TruncatedError,
     UnsupportedVersionError,
 )
-
-
-class PriorMismatchError(ValueError):
-    """The prior given to the decoder is not the one the bitstream was encoded with."""
 
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ChecksumError",
     "FormatError",
     "InvalidFieldError",
+    "PriorFormatError",
     "PriorMismatchError",
     "TrailingDataError",
     "TruncatedError",

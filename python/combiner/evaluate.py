@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from combiner import baselines, codec, media, quality, rd, registry, training
+from combiner import baselines, codec, decoder, media, quality, rd, registry, training
 from combiner.media import Signal
 
 MAX_PATCHES_PER_BATCH = 512  # combiner fits items of one prior together up to this many patches
@@ -104,7 +104,7 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
         encode_s = (time.perf_counter() - t0) / len(batch)  # batched: the time is shared evenly
         for it, res in zip(batch, results):
             t1 = time.perf_counter()
-            decoded = media.to_output(codec.decode_bitstream(res.data, prior))
+            decoded = media.to_output(decoder.decode(res.data, prior).signal())
             decode_s = time.perf_counter() - t1
             rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s,
                              decode_s, prior=prior.prior_id))

@@ -42,10 +42,10 @@ identities (the plain network), computed without the extra products.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-
 import torch
 from torch import Tensor
+
+from combiner.config import INRConfig
 
 __all__ = [
     "INRConfig",
@@ -67,117 +67,6 @@ __all__ = [
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
 # adds no noise whenever the true variance is larger than the floor.
 _TINY_VAR = 1e-20
-
-
-@dataclass(frozen=True)
-class INRConfig:
-    """Architecture of one INR. ``depth`` counts hidden (sine-activated) layers.
-
-    The COMBINER Kodak network (64 -> 48, four 48 -> 48, 48 -> 3) is
-    ``INRConfig(in_dim=2, out_dim=3, num_freqs=16, max_freq=1024.0, width=48, depth=5)``.
-    """
-
-    in_dim: int = 2
-    out_dim: int = 3
-    num_freqs: int = 16
-    max_freq: float = 1024.0
-    width: int = 48
-    depth: int = 5
-    w0: float = 30.0
-    latent_grid: int = 0  # latent points per patch axis (0: no latents)
-    latent_channels: int = 0
-
-    def __post_init__(self) -> None:
-        for name in ("in_dim", "out_dim", "num_freqs", "width", "depth"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"INRConfig.{name} must be a positive int, got {v!r}")
-        for name in ("latent_grid", "latent_channels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4096:
-                raise ValueError(f"INRConfig.{name} must be an int in 0..4096, got {v!r}")
-        if (self.latent_grid == 0) != (self.latent_channels == 0) or self.latent_grid == 1:
-            raise ValueError("latent_grid (>= 2) and latent_channels must be both set or both 0")
-        if self.latent_grid and self.in_dim > 2:
-            raise ValueError("latent grids are defined for 1-D and 2-D signals only")
-        for name in ("max_freq", "w0"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"INRConfig.{name} must be a finite positive number, got {v!r}")
-        if self.max_freq < 1.0:
-            raise ValueError(f"INRConfig.max_freq must be >= 1 (frequencies start at 1), got {self.max_freq}")
-        # Canonical float type so equal configs compare/serialise equally (1024 vs 1024.0).
-        object.__setattr__(self, "max_freq", float(self.max_freq))
-        object.__setattr__(self, "w0", float(self.w0))
-
-    @property
-    def feature_dim(self) -> int:
-        """Number of Fourier features (the network input without latents)."""
-        return 2 * self.in_dim * self.num_freqs
-
-    @property
-    def layer_shapes(self) -> list[tuple[int, int]]:
-        """(in, out) of every linear layer, in layout order."""
-        dims = [self.feature_dim + self.latent_channels] + [self.width] * self.depth + [self.out_dim]
-        return list(zip(dims[:-1], dims[1:]))
-
-    @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """Shape of one patch's latents, [C, g(, g)]; () without latents."""
-        if not self.latent_grid:
-            return ()
-        return (self.latent_channels,) + (self.latent_grid,) * self.in_dim
-
-    @property
-    def num_weights(self) -> int:
-        """Weights and biases of the network: the flat layout before the latents."""
-        return sum(i * o + o for i, o in self.layer_shapes)
-
-    @property
-    def num_latents(self) -> int:
-        """Latents per patch (0 without a latent grid)."""
-        return math.prod(self.latent_shape) if self.latent_grid else 0
-
-    @property
-    def num_params(self) -> int:
-        """Everything coded per patch: weights, biases and latents."""
-        return self.num_weights + self.num_latents
-
-    @property
-    def mix_size(self) -> int:
-        """Length of the flat mixing matrices: L_l [in+1, in+1] and R_l [out, out] per layer."""
-        return sum((i + 1) ** 2 + o * o for i, o in self.layer_shapes)
-
-    def layer_offsets(self) -> list[tuple[int, int, int]]:
-        """(weight_start, bias_start, end) flat offsets of every layer."""
-        out, pos = [], 0
-        for i, o in self.layer_shapes:
-            out.append((pos, pos + i * o, pos + i * o + o))
-            pos += i * o + o
-        return out
-
-    def frequencies(self) -> Tensor:
-        """w = exp(linspace(0, ln max_freq, num_freqs)), float64 for a platform-stable definition."""
-        return torch.exp(torch.linspace(0.0, math.log(self.max_freq), self.num_freqs, dtype=torch.float64))
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        if not self.latent_grid:  # configs without latents serialise as before (prior hashes)
-            del d["latent_grid"], d["latent_channels"]
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "INRConfig":
-        if not isinstance(d, dict):
-            raise ValueError(f"INRConfig must be a JSON object, got {type(d).__name__}")
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown INRConfig keys: {sorted(unknown)}")
-        missing = known - set(d) - {"latent_grid", "latent_channels"}
-        if missing:
-            raise ValueError(f"missing INRConfig keys: {sorted(missing)}")
-        return cls(**d)
 
 
 def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
@@ -371,7 +260,7 @@ class BayesianINR(torch.nn.Module):
         self.mu = torch.nn.Parameter(mu.to(device))
         self.rho = torch.nn.Parameter(torch.full_like(self.mu, float(rho_init)))
         D = config.num_params
-        self.register_buffer("freqs", config.frequencies().to(torch.float32).to(device))
+        self.register_buffer("freqs", torch.from_numpy(config.frequencies()).to(torch.float32).to(device))
         self.register_buffer("fixed_mask", torch.zeros((num_patches, D), dtype=torch.bool, device=device))
         self.register_buffer("fixed_values", torch.zeros((num_patches, D), dtype=torch.float32, device=device))
         if learn_mix and mix is None:

@@ -1,4 +1,5 @@
-"""The model prior: per-parameter Gaussian N(mean, std^2), the block partition, and their learning.
+"""The model prior: per-parameter Gaussian N(mean, std^2) and the block partition, as an object
+and as a file (docs/format.md section 5). Learning a prior is `combiner.prior_learning`.
 
 A prior is learned once from a training set and shared by encoder and decoder; a fitted network is
 per signal. The partition `block_index[D]` (which parameters are coded together in one REC block)
@@ -11,39 +12,28 @@ File format: safetensors with tensors `mean` (float32 [D]), `std` (float32 [D]) 
 counts them), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape,
 sample rate, name...). Version "2" adds one tensor, `mix` (float32 [K]): the learned mixing matrices
 of the linear reparameterisation (see `combiner.inr`); a prior without them is written as version
-"1", byte for byte as before, so existing priors keep their hashes.
+"1", byte for byte as before, so existing priors keep their hashes. Metadata must be in the
+canonical form this module writes, so that the content hash computed here from the parsed
+values equals the one the Rust decoder computes from the stored strings.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import math
 import os
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 from safetensors.numpy import load as st_load
 from safetensors.numpy import save as st_save
 
-from .fit import evaluate, fit, pick_device
-from .inr import BayesianINR, INRConfig, identity_mix, init_bounds, kl_per_param, siren_init
+from combiner.config import INRConfig
+from combiner.errors import PriorFormatError
 
-log = logging.getLogger(__name__)
-
-__all__ = [
-    "Prior",
-    "PriorFormatError",
-    "initial_prior",
-    "update_prior",
-    "make_partition",
-    "partition_for_rate",
-    "learn_prior",
-]
+__all__ = ["Prior", "PriorFormatError"]
 
 FORMAT = "combiner-prior"
 VERSION = "1"
@@ -52,10 +42,6 @@ _TENSORS = {"mean": np.float32, "std": np.float32, "block_index": np.int64}
 _MIX_DTYPE = np.float32
 _MAX_FILE_BYTES = 1 << 30  # a prior is kilobytes to a few megabytes; refuse absurd inputs early
 _HASH_DOMAIN = b"combiner-prior-hash-v1\0"
-
-
-class PriorFormatError(ValueError):
-    """A prior file or object is malformed, corrupted or inconsistent."""
 
 
 def _canonical_json(obj: Any) -> str:
@@ -168,8 +154,11 @@ class Prior:
             raise
         except (ValueError, TypeError) as e:
             raise PriorFormatError(f"bad prior metadata: {e}") from None
-        return cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind,
-                   tensors.get("mix"))
+        prior = cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind,
+                    tensors.get("mix"))
+        if {k: meta[k] for k in prior._metadata()} != prior._metadata():
+            raise PriorFormatError("prior metadata is not in canonical form (docs/format.md section 5)")
+        return prior
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Prior":
@@ -227,237 +216,3 @@ def _read_metadata(data: bytes) -> dict[str, str]:
     if missing:
         raise PriorFormatError(f"metadata lacks {sorted(missing)}")
     return meta
-
-
-# -- learning --------------------------------------------------------------------------------------
-def initial_prior(config: INRConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Starting prior: mean 0, std = 0.5 * std of the SIREN init U(-a, a) = 0.5 * a / sqrt(3)."""
-    a = init_bounds(config).numpy()
-    return np.zeros_like(a), (0.5 * a / math.sqrt(3.0)).astype(np.float32)
-
-
-def update_prior(mu, sigma, min_std: float = 1e-6):
-    """Closed-form M-step over M posteriors [M, D]: m = mean_k mu_k,
-    s^2 = mean_k (sigma_k^2 + (mu_k - m)^2), s floored at `min_std` (keeps the KL finite when all
-    training posteriors agree). Returns (m, s) [D] as float32, numpy in -> numpy out."""
-    is_np = isinstance(mu, np.ndarray)
-    mu64 = torch.as_tensor(mu).detach().to(torch.float64)
-    sg64 = torch.as_tensor(sigma).detach().to(torch.float64)
-    if mu64.ndim != 2 or mu64.shape != sg64.shape:
-        raise ValueError(f"mu and sigma must both be [M, D], got {tuple(mu64.shape)} {tuple(sg64.shape)}")
-    m = mu64.mean(0)
-    s = torch.sqrt((sg64.square() + (mu64 - m).square()).mean(0)).clamp_min(min_std)
-    m, s = m.to(torch.float32), s.to(torch.float32)
-    return (m.cpu().numpy(), s.cpu().numpy()) if is_np else (m, s)
-
-
-def make_partition(avg_kl_bits, kappa: float, max_block_size: int = 25, seed: int = 0) -> np.ndarray:
-    """Greedy partition of D parameters into REC blocks -> block_index int64 [D] (ids 0..J-1).
-
-    Parameters are visited in one seeded random order (numpy Generator(PCG64(seed)).permutation)
-    so that each block mixes layers; a new block starts when adding the next parameter would push
-    the block's summed training-average KL above `kappa` bits or the block already holds
-    `max_block_size` parameters. Every parameter is assigned, near-zero-KL ones included; a single
-    parameter whose own KL exceeds kappa gets a block to itself. Block ids follow creation order.
-    The partition lives in the prior and is never transmitted.
-    """
-    kl = np.clip(np.nan_to_num(np.asarray(avg_kl_bits, dtype=np.float64), nan=0.0), 0.0, None)
-    if kl.ndim != 1 or kl.size == 0:
-        raise ValueError("avg_kl_bits must be a non-empty 1-D array")
-    if max_block_size < 1 or kappa <= 0:
-        raise ValueError("need max_block_size >= 1 and kappa > 0")
-    order = np.random.Generator(np.random.PCG64(seed)).permutation(kl.size)
-    out = np.empty(kl.size, dtype=np.int64)
-    block, total, count = 0, 0.0, 0
-    for i in order:  # D is ~1e4: a plain loop is fast enough and obviously correct
-        k = kl[i]
-        if count > 0 and (total + k > kappa or count >= max_block_size):
-            block, total, count = block + 1, 0.0, 0
-        out[i] = block
-        total += k
-        count += 1
-    return out
-
-
-def partition_for_rate(avg_kl_bits, kappa: int, bits_per_patch: float, seed: int = 0) -> np.ndarray:
-    """A partition with about ``bits_per_patch / kappa`` blocks: the rate of a coded patch.
-
-    The training-average KL sets how the budget is shared between parameters (informative
-    parameters get small blocks); scaling it to ``bits_per_patch`` sets the number of blocks, so
-    one learned prior serves several rates. The block-size cap is raised so that it never binds
-    before the budget does (at most twice the mean block size).
-    """
-    kl = np.clip(np.nan_to_num(np.asarray(avg_kl_bits, dtype=np.float64), nan=0.0), 0.0, None)
-    if bits_per_patch <= 0:
-        raise ValueError("bits_per_patch must be > 0")
-    # A floor keeps near-zero-KL parameters from piling into huge blocks.
-    kl = kl + 0.01 * kl.mean() + 1e-12
-    scaled = kl * (bits_per_patch / kl.sum())
-    cap = max(1, int(np.ceil(2.0 * kl.size * kappa / bits_per_patch)))
-    return make_partition(scaled, kappa, max_block_size=cap, seed=seed)
-
-
-def _stack_signals(signals: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """[(coords [N, in], values [P_i, N, C] or [N, C](, weights [P_i, N]))...] -> coords, values, weights."""
-    coords, vals, wts = None, [], []
-    for item in signals:
-        c, v = torch.as_tensor(item[0], dtype=torch.float32), torch.as_tensor(item[1], dtype=torch.float32)
-        w = torch.as_tensor(item[2], dtype=torch.float32) if len(item) > 2 and item[2] is not None else None
-        if v.ndim == 2:
-            v = v[None]
-            w = None if w is None else w.reshape(1, -1)
-        if w is None:
-            w = torch.ones(v.shape[:2])
-        if coords is None:
-            coords = c
-        elif not torch.equal(coords, c):
-            raise ValueError("all training patches must share one coordinate grid (same patch size)")
-        if v.shape[1] != c.shape[0] or w.shape != v.shape[:2]:
-            raise ValueError(f"inconsistent shapes: coords {tuple(c.shape)}, values {tuple(v.shape)}")
-        vals.append(v)
-        wts.append(w)
-    if coords is None:
-        raise ValueError("no training signals")
-    return coords, torch.cat(vals), torch.cat(wts)
-
-
-def _training_kl_bits(mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
-                      std: np.ndarray) -> torch.Tensor:
-    """KL (bits) of every training posterior [M, D] under the prior (mean, std)."""
-    sigma = torch.nn.functional.softplus(rho_all)
-    return kl_per_param(mu_all, sigma, torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
-
-
-def learn_prior(
-    signals: Sequence,
-    config: INRConfig,
-    *,
-    modality: str,
-    patch_shape: Sequence[int],
-    iterations: int,
-    steps_per_iteration: int,
-    first_steps: int | None = None,
-    lr: float = 1e-4,
-    kappa: int = 16,
-    beta: float = 1e-6,
-    seed: int = 0,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-    batch_patches: int = 256,
-    pixel_fraction: float = 1.0,
-    max_block_size: int = 25,
-    rho_init: float = -10.0,
-    kind: dict | None = None,
-    bits_per_patch: float | Sequence[float] | None = None,
-    rate_target_bits: float | None = None,
-    learn_mix: bool = False,
-    on_round: Callable[[int, "Prior | list[Prior]"], None] | None = None,
-) -> "Prior | list[Prior]":
-    """Learn a prior by alternating posterior fitting and the closed-form M-step.
-
-    signals: training patches, each item (coords [N, in], values [P_i, N, C] or [N, C]
-    [, weights [P_i, N]]), all with the same coords; they are pooled into M patches. Each of
-    `iterations` rounds fits every posterior (warm-started from the previous round; a fresh Adam
-    per round and minibatch) for `steps_per_iteration` steps (`first_steps` in round 0) against
-    the current prior with one global beta and KL summed over all parameters, then applies
-    `update_prior`. Posteriors live on the CPU between rounds and are moved to `device` in
-    minibatches of `batch_patches`, bounding device memory. Finally the partition is made from the
-    training-average per-parameter KL (bits) under the final prior: by `make_partition` (blocks of
-    up to kappa bits of training KL) or, with `bits_per_patch`, by `partition_for_rate` for that
-    rate; a sequence of rates returns one prior per rate (same means and stds).
-
-    ``rate_target_bits``: learn the prior for that rate (RECOMBINER's rate targeting). After each
-    round's M-step, beta is scaled by the ratio of the training-average KL per patch (bits, under
-    the new prior) to the target, clipped to [1/2, 2], so the training posteriors, and with them
-    the prior's stds, end up at the rate the prior is coded at instead of at whatever rate the
-    starting beta gives. The final beta is recorded in ``kind["beta"]`` (the encoder's starting
-    beta) and the last measured rate in ``kind["train_bits_per_patch"]``.
-
-    ``on_round(r, priors)``: called after every round r (0-based) with what learning would return
-    if it stopped there, i.e. exactly the result of ``iterations=r + 1``: a checkpoint, so that a
-    long run stopped by a deadline still leaves usable priors.
-    """
-    if iterations < 1:
-        raise ValueError("iterations must be >= 1")
-    dev = pick_device(device)
-    coords, values, weights = _stack_signals(signals)
-    if values.shape[2] != config.out_dim or coords.shape[1] != config.in_dim:
-        raise ValueError("signals do not match config in_dim/out_dim")
-    M, D = values.shape[0], config.num_params
-    gen = torch.Generator().manual_seed(seed)
-    # Every training posterior starts from the SAME initialisation. Independent random inits put
-    # the posteriors in unrelated modes (SIREN weights of random sign), so their average, the
-    # prior mean, would collapse to ~0 and the prior std would only measure the init's spread.
-    # From a shared start they stay in one basin and the prior mean is a useful network.
-    mu_all = siren_init(config, 1, gen).expand(M, D).clone()
-    rho_all = torch.full((M, D), float(rho_init))
-    mean, std = initial_prior(config)
-    single_block = torch.zeros(D, dtype=torch.long)
-    fit_seed = seed
-    mix = identity_mix(config) if learn_mix else None
-
-    def batches():
-        for s in range(0, M, batch_patches):
-            yield slice(s, min(M, s + batch_patches))
-
-    for it in range(iterations):
-        steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
-        mse_all = torch.empty(M)
-        for sl in batches():
-            model = BayesianINR(config, sl.stop - sl.start, device=dev, mix=mix, learn_mix=learn_mix)
-            with torch.no_grad():
-                model.mu.copy_(mu_all[sl])
-                model.rho.copy_(rho_all[sl])
-            fit_seed += 1
-            # fit()'s own Adam covers only mu and rho, so with learned mixing matrices one over
-            # every parameter is passed; like the posteriors' state it is fresh in every minibatch.
-            fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
-                beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
-                seed=fit_seed, progress=progress,
-                optimizer=torch.optim.Adam(list(model.parameters()), lr=lr) if learn_mix else None)
-            # Diagnostics only (no randomness, no gradients): the posterior-mean fit of this round.
-            mse_all[sl] = evaluate(model, coords, values[sl], (mean, std), weights=weights[sl])["mse"].cpu()
-            mu_all[sl] = model.mu.detach().cpu()
-            rho_all[sl] = model.rho.detach().cpu()
-            if learn_mix:
-                mix = model.mix.detach().cpu()
-        mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
-        bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
-        psnr = -10.0 * torch.log10(mse_all.clamp_min(1e-20)).mean().item()
-        log.info("round %d: %.0f bits per patch, training PSNR %.2f dB (posterior means, beta %.3g)",
-                 it, bits, psnr, beta)
-        if rate_target_bits is not None:
-            beta *= float(np.clip(bits / rate_target_bits, 0.5, 2.0))
-        if on_round is not None or it == iterations - 1:
-            learned = _finish(config, mu_all, rho_all, mean, std, mix, beta, kappa=kappa, seed=seed,
-                              max_block_size=max_block_size, bits_per_patch=bits_per_patch,
-                              rate_targeted=rate_target_bits is not None,
-                              meta={"modality": modality, "patch_shape": [int(p) for p in patch_shape],
-                                    **(kind or {})})
-            if on_round is not None:
-                on_round(it, learned)
-    return learned
-
-
-def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
-            std: np.ndarray, mix: torch.Tensor | None, beta: float, *, kappa: int, seed: int,
-            max_block_size: int, bits_per_patch, rate_targeted: bool, meta: dict) -> "Prior | list[Prior]":
-    """The learned prior(s) from the training posteriors and the prior after a round's M-step:
-    the partition comes from the training-average per-parameter KL under that prior."""
-    kl_bits = _training_kl_bits(mu_all, rho_all, mean, std)
-    avg_kl = kl_bits.mean(0).numpy()
-    mix_np = None if mix is None else mix.numpy()
-    if rate_targeted:
-        meta["beta"] = float(beta)
-        meta["train_bits_per_patch"] = round(float(kl_bits.sum(1).mean()), 1)
-    if bits_per_patch is None:
-        block_index = make_partition(avg_kl, kappa, max_block_size, seed)
-        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta, mix=mix_np)
-    # Several rates from one learned prior: only the partition differs.
-    rates = [bits_per_patch] if np.isscalar(bits_per_patch) else list(bits_per_patch)
-    priors = [
-        Prior(config, mean, std, partition_for_rate(avg_kl, kappa, float(b), seed), kappa=int(kappa),
-              seed=int(seed), kind={**meta, "bits_per_patch": float(b)}, mix=mix_np)
-        for b in rates
-    ]
-    return priors[0] if np.isscalar(bits_per_patch) else priors

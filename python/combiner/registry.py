@@ -44,7 +44,10 @@ def retired() -> dict[str, Path]:
 
 def for_bitstream(prior_id: str, prior_hash: bytes) -> Prior:
     """The shipped prior a bitstream names: the current file of that name when its hash matches,
-    else the retired one with that name and hash."""
+    else the retired one with that name and hash. An empty name (a prior named by its hash
+    alone) matches any shipped or retired prior with that hash."""
+    if not prior_id:
+        return _by_hash(prior_hash)
     current = shipped().get(prior_id)
     if current is not None:
         prior = Prior.load(current)
@@ -56,6 +59,19 @@ def for_bitstream(prior_id: str, prior_hash: bytes) -> Prior:
     raise PriorMismatchError(
         f"the bitstream was encoded with prior {prior_id!r} (hash {prior_hash.hex()}), which this "
         "version of combiner does not ship; pass the prior file it was encoded with (--prior)")
+
+
+def _by_hash(prior_hash: bytes) -> Prior:
+    for stem, path in retired().items():
+        if stem.endswith("." + prior_hash.hex()):
+            return Prior.load(path)
+    for path in shipped().values():
+        prior = Prior.load(path)
+        if prior.content_hash()[:len(prior_hash)] == prior_hash:
+            return prior
+    raise PriorMismatchError(
+        f"the bitstream names its prior by hash alone ({prior_hash.hex()}), and no prior this "
+        "version of combiner ships has it; pass the prior file it was encoded with (--prior)")
 
 
 def resolve(prior: Prior | str | os.PathLike) -> Prior:

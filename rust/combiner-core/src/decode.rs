@@ -72,6 +72,18 @@ pub fn decode(data: &[u8], prior: &Prior, isa: Isa) -> Result<(Header, Samples),
     Ok((header, samples))
 }
 
+/// The output of the flat weights `[P * D]` of a signal with `header`'s shape (section 7),
+/// without regenerating them: the reconstruction alone, for benchmarks and for callers that
+/// hold the weights already. `header` must have passed `check_against_prior`.
+pub fn reconstruct(header: &Header, prior: &Prior, isa: Isa, weights: &[f32]) -> Samples {
+    let d = prior.num_params();
+    let num_patches = weights.len() / d;
+    assert_eq!(num_patches * d, weights.len(), "whole patches of D weights");
+    render(header, prior, isa, num_patches, |p, out| {
+        out.copy_from_slice(&weights[p * d..(p + 1) * d])
+    })
+}
+
 /// The checks of section 3 against the prior, in order; returns the patch count.
 pub fn check_against_prior(
     header: &Header,
