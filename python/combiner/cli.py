@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from combiner import api
+from combiner import api, fileio, media
 from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
 from combiner.decoder import rate_of
@@ -17,11 +17,12 @@ from combiner.errors import FormatError
 
 
 def _encode(args: argparse.Namespace) -> None:
+    output = fileio.check_output(args.output, inputs=[args.input])  # before minutes of fitting
     data, report = api.encode_file(
         args.input, prior=args.prior, quality=args.quality, fit_steps=args.steps, seed=args.seed, device=args.device,
         progress=not args.quiet, spread_blocks=_spread(args.blocks),
     )
-    Path(args.output).write_bytes(data)
+    fileio.write_bytes(output, data)
     if not args.quiet:
         print(report)
 
@@ -40,6 +41,9 @@ def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
 
 def _decode(args: argparse.Namespace) -> None:
     t = time.perf_counter()
+    fileio.check_output(args.output, inputs=[args.input])
+    header, _ = unpack(Path(args.input).read_bytes())
+    media.output_format(args.output, header.modality)  # refuse e.g. .ogg before decoding
     signal = api.decode_file(args.input, args.output, prior=args.prior)
     if not args.quiet:
         print(f"decoded {args.input} -> {args.output} ({signal.modality}, "
@@ -49,8 +53,6 @@ def _decode(args: argparse.Namespace) -> None:
 def _demo(args: argparse.Namespace) -> None:
     """Encode and decode a sample image with a shipped prior; print rate, quality and times."""
     from importlib import resources
-
-    from combiner import media
 
     source = args.image or str(resources.files("combiner") / "samples" / "cifar10-test-00000.png")
     t0 = time.perf_counter()
@@ -82,6 +84,7 @@ def _info(args: argparse.Namespace) -> None:
 
 
 def _learn_prior(args: argparse.Namespace) -> None:
+    fileio.check_output(args.output)  # before the learning, not after
     prior = api.learn_prior_from_folder(
         args.data, modality=args.modality, patch=tuple(args.patch), config=args.config,
         beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
@@ -89,7 +92,8 @@ def _learn_prior(args: argparse.Namespace) -> None:
         seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
     )
-    prior.save(args.output)
+    with fileio.replacing(args.output) as tmp:
+        prior.save(tmp)
     if not args.quiet:
         print(f"wrote {args.output}: {prior.num_blocks} blocks of <= {prior.kappa} bits per patch")
 
@@ -121,6 +125,9 @@ def _eval(args: argparse.Namespace) -> None:
         bd = entry["bd_rate_percent"]
         text = f"{bd:+.1f} %" if bd is not None else entry.get("note", "n/a")
         print(f"BD-rate of {name} against {entry['anchor']}: {text}")
+        if "lossless_left_out" in entry:
+            counts = ", ".join(f"{k} {n}" for k, n in entry["lossless_left_out"].items())
+            print(f"  (points with PSNR = inf, left out: {counts})")
         if "warning" in entry:
             print(f"  (unreliable: {entry['warning']})")
     print(f"wrote {args.out}/rows.csv, curves.csv, summary.json, rd.png")
@@ -219,7 +226,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The exception types a user's input, files or arguments can cause: reported in one line.
+
+    combiner's own (InputError, OutputError, FormatError, PriorMismatchError ...) are
+    ValueErrors; files raise OSError (Pillow's unreadable images among them); Pillow refuses
+    huge images with DecompressionBombError and soundfile damaged audio with SoundFileError.
+    Anything else is a bug, and keeps its traceback."""
+    import soundfile
+    from PIL import Image
+
+    return ValueError, OSError, Image.DecompressionBombError, soundfile.SoundFileError
+
+
+def _report(message: object) -> None:
+    text = " ".join(str(message).split())  # one line, whatever the message holds
+    print(f"combiner: error: {text}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status: 0, 1 for a refused input or a failed
+    command, 2 for an invalid bitstream (and argparse's usage errors), 130 when interrupted."""
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["combiner", *argv])
@@ -227,11 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except FormatError as e:
-        print(f"combiner: invalid bitstream: {e}", file=sys.stderr)
+        _report(f"invalid bitstream: {e}")
         return 2
-    except (ValueError, OSError) as e:
-        print(f"combiner: {e}", file=sys.stderr)
+    except _user_errors() as e:
+        _report(str(e) or type(e).__name__)
         return 1
+    except KeyboardInterrupt:
+        _report("interrupted")
+        return 130
     return 0
 
 

@@ -10,6 +10,10 @@ Dataset figures, per codec and setting: ``rate`` is the mean rate over items, ``
 the per-item PSNRs, and ``psnr_of_mean_mse`` the PSNR of the mean MSE. BD-rate and BD-PSNR of
 each codec against the anchor are computed on the (rate, psnr) curves by the ``bjontegaard``
 package (Akima interpolation).
+
+An item a codec reproduces exactly has an infinite PSNR. It stays in the rows (``inf`` in CSV,
+``null`` in ``rows.jsonl`` and ``summary.json``, which must be valid JSON; its ``mse`` is 0);
+BD-rate leaves such points out and says so (see :mod:`combiner.rd`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from combiner import baselines, codec, decoder, media, quality, rd, registry, training
+from combiner import baselines, codec, decoder, fileio, media, quality, rd, registry, training
+from combiner.errors import OutputError
 from combiner.media import Signal
 
 MAX_PATCHES_PER_BATCH = 512  # combiner fits items of one prior together up to this many patches
@@ -191,6 +196,12 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     coded every item yet is listed under ``incomplete`` and kept out of the curves. With
     ``resume``, the rows already in ``out/rows.jsonl`` are kept and not measured again.
     ``max_patches`` bounds a combiner batch (smaller batches: rows arrive sooner)."""
+    out = Path(out)
+    if out.exists() and out.resolve() == Path(data).resolve():
+        # rd.png would join (or replace) the items it measures
+        raise OutputError(f"the output folder {out} is the data folder; choose another")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; name a folder for the results")
     items = load_items(data, limit=limit, seconds=seconds)
     modality = items[0].signal.modality
     baseline_names = DEFAULT_BASELINES[modality] if baseline_names is None else baseline_names
@@ -198,11 +209,10 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     for b in chosen:
         if b.modality != modality:
             raise ValueError(f"baseline {b.name} codes {b.modality}, but {data} holds {modality}")
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "rows.jsonl"
     previous = read_journal(journal) if resume and journal.exists() else []
-    journal.write_text("".join(json.dumps(r) + "\n" for r in previous))
+    fileio.write_text(journal, "".join(rd.json_line(r) + "\n" for r in previous))
     done = frozenset((r["codec"], r["setting"], r["item"]) for r in previous)
     settings = dict(
         command=command, data=str(data), items=[it.name for it in items], modality=modality,
@@ -217,7 +227,7 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
         nonlocal summary
         rows.extend(new)
         with open(out / "rows.jsonl", "a") as f:
-            f.writelines(json.dumps(r) + "\n" for r in new)
+            f.writelines(rd.json_line(r) + "\n" for r in new)
         summary = _write_outputs(rows, settings, out)
 
     jobs = [(b.name, b) for b in chosen] + [("combiner", lvl) for lvl in levels]
@@ -246,12 +256,18 @@ def rebuild(out: str | Path) -> dict:
     return _write_outputs(read_rows(out), settings, out)
 
 
-def read_journal(path: Path) -> list[dict]:
-    """The rows of an eval journal (``rows.jsonl``), in the order they were measured."""
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 _INT_FIELDS, _FLOAT_FIELDS = {"bytes"}, {"rate", "psnr", "mse", "encode_s", "decode_s"}
+
+
+def read_journal(path: Path) -> list[dict]:
+    """The rows of an eval journal (``rows.jsonl``), in the order they were measured; a ``null``
+    PSNR (an exact reconstruction) is read back as ``inf``."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        if r.get("psnr", 0.0) is None:
+            r["psnr"] = math.inf
+    return rows
+
 
 
 def read_rows(out: Path) -> list[dict]:
