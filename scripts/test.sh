@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet ".[test]"
-cargo test -p combiner-core --release
+cargo test -p combiner-core -p combiner-decode --release
 python3 -m pytest -m "not slow" tests
