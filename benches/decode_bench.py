@@ -57,7 +57,8 @@ def torch_reconstruction(prior, weights, header):
 
 def fresh_process(code: str) -> tuple[float, float]:
     """Wall seconds (process start included) and peak RSS (MB) of ``python -c code``."""
-    report = "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the forking parent.
+    report = ("; print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])")
     t = time.perf_counter()
     run = subprocess.run([sys.executable, "-c", code + report], check=True, capture_output=True, text=True)
     wall = time.perf_counter() - t

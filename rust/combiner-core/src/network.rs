@@ -13,6 +13,7 @@ use crate::sine;
 /// Points per tile of the forward pass: 64 binary32 accumulators fit in AVX2's 16 registers
 /// with room for the inputs.
 pub const TILE: usize = 64;
+const _: () = assert!(TILE % (VECTORS * LANES) == 0);
 /// Bound on every integer field of a configuration (as in the reference encoder).
 pub const MAX_CONFIG_INT: u64 = 4096;
 
@@ -203,25 +204,28 @@ pub fn effective_params(
         let th = &theta[pos..pos + rows * o];
         let lm = &mix[mpos..mpos + rows * rows];
         let rm = &mix[mpos + rows * rows..mpos + rows * rows + o * o];
+        // Loops ordered (row, inner index, column): each entry still sums its products in
+        // increasing inner index from +0.0, and the column loop vectorises.
         t.clear();
         t.resize(rows * o, 0.0f32);
         for r in 0..rows {
-            for c in 0..o {
-                let mut acc = 0.0f32;
-                for k in 0..rows {
-                    acc += lm[r * rows + k] * th[k * o + c];
+            let t_row = &mut t[r * o..(r + 1) * o];
+            for k in 0..rows {
+                let l = lm[r * rows + k];
+                for (acc, &v) in t_row.iter_mut().zip(&th[k * o..(k + 1) * o]) {
+                    *acc += l * v;
                 }
-                t[r * o + c] = acc;
             }
         }
         let e = &mut out[pos..pos + rows * o];
+        e.fill(0.0);
         for r in 0..rows {
-            for c in 0..o {
-                let mut acc = 0.0f32;
-                for k in 0..o {
-                    acc += t[r * o + k] * rm[k * o + c];
+            let e_row = &mut e[r * o..(r + 1) * o];
+            for k in 0..o {
+                let tv = t[r * o + k];
+                for (acc, &v) in e_row.iter_mut().zip(&rm[k * o..(k + 1) * o]) {
+                    *acc += tv * v;
                 }
-                e[r * o + c] = acc;
             }
         }
         pos += rows * o;
@@ -335,21 +339,81 @@ fn forward_body(
 /// increasing i, one lane per point.
 #[inline(always)]
 fn layer(x: &[[f32; TILE]], e: &[f32], out: usize, w0: Option<f32>, y: &mut [[f32; TILE]]) {
-    let inputs = x.len();
-    for (o, y_o) in y.iter_mut().enumerate() {
-        let mut acc = [e[inputs * out + o]; TILE];
-        for (i, x_i) in x.iter().enumerate() {
-            let w = e[i * out + o];
-            for t in 0..TILE {
-                acc[t] = acc[t] + x_i[t] * w;
-            }
-        }
-        if let Some(w0) = w0 {
-            for a in acc.iter_mut() {
+    let mut o = 0;
+    while o + OUT_BLOCK <= out {
+        units::<OUT_BLOCK>(x, e, out, o, y);
+        o += OUT_BLOCK;
+    }
+    while o < out {
+        units::<1>(x, e, out, o, y);
+        o += 1;
+    }
+    if let Some(w0) = w0 {
+        for y_o in y.iter_mut() {
+            for a in y_o.iter_mut() {
                 *a = sine::sin(w0 * *a);
             }
         }
-        *y_o = acc;
+    }
+}
+
+/// Output units computed together: their accumulators (K units x VECTORS vectors of 8 lanes) stay in
+/// registers while the inputs stream past, each input load serving K units.
+const OUT_BLOCK: usize = 4;
+/// Lanes per vector, and vectors of lanes per accumulator group.
+const LANES: usize = 8;
+const VECTORS: usize = 2;
+
+/// Eight lanes, passed by value so that the compiler keeps them in a vector register.
+#[derive(Clone, Copy)]
+struct Lanes([f32; LANES]);
+
+impl Lanes {
+    #[inline(always)]
+    fn load(x: &[f32]) -> Lanes {
+        Lanes(x[..LANES].try_into().expect("8 lanes"))
+    }
+
+    /// `self + x * w` in every lane: the multiply rounded, then the add (never fused).
+    #[inline(always)]
+    fn add_product(self, x: Lanes, w: f32) -> Lanes {
+        let mut r = self.0;
+        for l in 0..LANES {
+            r[l] = self.0[l] + x.0[l] * w;
+        }
+        Lanes(r)
+    }
+}
+
+/// Pre-activations of units `o0 .. o0 + K` on the tile (no activation).
+#[inline(always)]
+fn units<const K: usize>(
+    x: &[[f32; TILE]],
+    e: &[f32],
+    out: usize,
+    o0: usize,
+    y: &mut [[f32; TILE]],
+) {
+    let inputs = x.len();
+    for start in (0..TILE).step_by(VECTORS * LANES) {
+        let mut acc: [[Lanes; VECTORS]; K] =
+            std::array::from_fn(|k| [Lanes([e[inputs * out + o0 + k]; LANES]); VECTORS]);
+        for (i, x_i) in x.iter().enumerate() {
+            let v: [Lanes; VECTORS] =
+                std::array::from_fn(|j| Lanes::load(&x_i[start + j * LANES..]));
+            let w = &e[i * out + o0..i * out + o0 + K];
+            for k in 0..K {
+                for j in 0..VECTORS {
+                    acc[k][j] = acc[k][j].add_product(v[j], w[k]);
+                }
+            }
+        }
+        for k in 0..K {
+            for j in 0..VECTORS {
+                let at = start + j * LANES;
+                y[o0 + k][at..at + LANES].copy_from_slice(&acc[k][j].0);
+            }
+        }
     }
 }
 
