@@ -244,8 +244,9 @@ impl Values {
     }
 }
 
-/// Clamp to [0, 1], NaN to 0 (section 7.5).
+/// Clamp to [0, 1], NaN to 0 (section 7.5): `!(y >= 0.0)` is the document's test, true for NaN.
 #[inline]
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn clamp01(y: f32) -> f32 {
     if !(y >= 0.0) {
         0.0

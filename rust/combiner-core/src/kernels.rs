@@ -154,16 +154,26 @@ dispatched!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// libm::log, batched.
+// libm::log, batched. The constants are FreeBSD e_log.c's, as published (more digits than binary64
+// holds; each rounds to the value libm uses), hence the allow.
 
+#[allow(clippy::excessive_precision)]
 const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+#[allow(clippy::excessive_precision)]
 const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+#[allow(clippy::excessive_precision)]
 const LG1: f64 = 6.666_666_666_666_735_130e-1;
+#[allow(clippy::excessive_precision)]
 const LG2: f64 = 3.999_999_999_940_941_908e-1;
+#[allow(clippy::excessive_precision)]
 const LG3: f64 = 2.857_142_874_366_239_149e-1;
+#[allow(clippy::excessive_precision)]
 const LG4: f64 = 2.222_219_843_214_978_396e-1;
+#[allow(clippy::excessive_precision)]
 const LG5: f64 = 1.818_357_216_161_805_012e-1;
+#[allow(clippy::excessive_precision)]
 const LG6: f64 = 1.531_383_769_920_937_332e-1;
+#[allow(clippy::excessive_precision)]
 const LG7: f64 = 1.479_819_860_511_658_591e-1;
 
 /// The main path of the pinned `libm::log` (FreeBSD e_log.c) for positive normal finite x, op for
@@ -194,7 +204,7 @@ fn log_main_path(x: f64) -> f64 {
 /// Whether `log_main_path` is `libm::log` for x: positive, normal, finite.
 #[inline(always)]
 fn log_main_path_applies(x: f64) -> bool {
-    x >= f64::MIN_POSITIVE && x < f64::INFINITY
+    (f64::MIN_POSITIVE..f64::INFINITY).contains(&x)
 }
 
 #[inline(always)]

@@ -151,6 +151,7 @@ pub fn coordinate(i: usize, k: usize) -> f32 {
 
 /// The Fourier features of every point of a patch of `patch` points per axis, feature-major:
 /// `[feature_dim][N]` (N = the product of `patch`), points row-major. Shared by all patches.
+#[allow(clippy::needless_range_loop)] // d indexes coords and patch alike, as in the document
 pub fn patch_features(config: &NetworkConfig, patch: &[usize]) -> Vec<f32> {
     assert_eq!(
         patch.len(),
@@ -376,6 +377,7 @@ impl Lanes {
 
     /// `self + x * w` in every lane: the multiply rounded, then the add (never fused).
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // an index loop over a fixed lane count vectorises
     fn add_product(self, x: Lanes, w: f32) -> Lanes {
         let mut r = self.0;
         for l in 0..LANES {
@@ -387,6 +389,7 @@ impl Lanes {
 
 /// Pre-activations of units `o0 .. o0 + K` on the tile (no activation).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // fixed-size index loops keep the accumulators in registers
 fn units<const K: usize>(
     x: &[[f32; TILE]],
     e: &[f32],

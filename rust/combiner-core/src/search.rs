@@ -519,6 +519,7 @@ mod tests {
     }
 
     /// The search exactly as first specified: one candidate at a time, scalar code throughout.
+    #[allow(clippy::needless_range_loop)] // j indexes five arrays, as in the specification
     fn reference_index(b: &Block, seed: u64, block_id: u64, kappa: u32) -> u32 {
         let g = reference_gumbels(seed, block_id, 1 << kappa);
         let d = b.mu_q.len();

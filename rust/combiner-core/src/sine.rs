@@ -63,6 +63,7 @@ mod tests {
 
     /// The document's steps one by one, with an explicit quadrant table: an independent reading
     /// of section 7.4 against the branch-free form above.
+    #[allow(clippy::assign_op_pattern, clippy::neg_cmp_op_on_partial_ord)] // the document's words
     fn literal(t: f32, cosine: bool) -> f32 {
         if !(t.abs() <= 65536.0) {
             return 0.0;

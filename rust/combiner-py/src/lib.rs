@@ -78,6 +78,9 @@ fn decode_err(e: DecodeError) -> PyErr {
     }
 }
 
+/// Indices, samples and the number of candidates scored, of a batch of blocks.
+type SearchResult<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>, u64);
+
 fn format_err(e: CoreFormatError) -> PyErr {
     let msg = e.to_string();
     match e {
@@ -175,7 +178,7 @@ fn encode_blocks<'py>(
     kappa: u32,
     early_stop: bool,
     threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<f32>>, u64)> {
+) -> PyResult<SearchResult<'py>> {
     let sizes = sizes.as_slice()?;
     let (a, b, c, d) = (
         split(mu_q.as_slice()?, sizes, "mu_q")?,
