@@ -1,11 +1,11 @@
 """CIFAR-10 quality run: learn priors at several rates, code test images, report bpp and PSNR.
 
-    python benches/cifar_quality.py --train 1000 --test 100 --bits 600 900 1600 \\
-        --out results/cifar10_quality.json
+    python scripts/eval/cifar_quality.py --train 1000 --test 100 --bits 600 900 1600 \\
+        --out results/archive/first-runs/cifar10_quality.json
 
-One prior is learned from ../shared/data/cifar10/train (the first --train images) and
+One prior is learned from $COMBINER_DATA/cifar10/train (the first --train images) and
 partitioned for each rate (--bits: payload bits per image); then the first --test images of
-../shared/data/cifar10/test are encoded together (batched) at each rate and decoded again from
+$COMBINER_DATA/cifar10/test are encoded together (batched) at each rate and decoded again from
 the bitstream. bpp counts whole files. PSNR is per image (peak 255 on uint8
 output), averaged over images; the PSNR of the mean MSE is reported too. Everything here runs on
 this machine's CPU unless --device says otherwise.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -27,7 +28,10 @@ import combiner
 from combiner import codec, media
 from combiner.api import learn_prior
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10"
+# The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
+DATA_ROOT = Path(os.environ.get("COMBINER_DATA")
+                 or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+DATA = DATA_ROOT / "cifar10"
 
 
 def load(split: str, n: int) -> np.ndarray:
@@ -51,7 +55,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default=None)
     ap.add_argument("--priors-dir", default="results/priors")
-    ap.add_argument("--out", default="results/cifar10_quality.json")
+    ap.add_argument("--out", default="results/archive/first-runs/cifar10_quality.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -90,7 +94,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     report = dict(
-        command="python benches/cifar_quality.py " + " ".join(
+        command="python scripts/eval/cifar_quality.py " + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
             for k, v in vars(args).items() if v is not None),
         machine=f"{platform.machine()}, {torch.get_num_threads()} torch threads, "

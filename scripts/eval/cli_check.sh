@@ -2,12 +2,13 @@
 # The "fresh install" check of the shipped defaults: `combiner encode` with no prior or quality
 # flag on a Kodak image and a LibriSpeech FLAC clip, then `combiner decode`, then an independent
 # PSNR (numpy on the files as written) beside the one the encoder reported. Peak memory comes
-# from GNU time. Usage: benches/cli_check.sh OUT_DIR [COMBINER] (COMBINER: the command to test,
-# e.g. the one of a fresh virtual environment; default: `combiner` on the PATH).
+# from GNU time. Usage: scripts/eval/cli_check.sh OUT_DIR [COMBINER] (COMBINER: the command to test,
+# e.g. the one of a fresh virtual environment; default: `combiner` on the PATH). The inputs are
+# kodak/kodim01.png and a LibriSpeech clip under $COMBINER_DATA (default ../shared/data).
 set -euo pipefail
-OUT=${1:?usage: benches/cli_check.sh OUT_DIR [COMBINER]}
+OUT=${1:?usage: scripts/eval/cli_check.sh OUT_DIR [COMBINER]}
 COMBINER=${2:-combiner}
-DATA=${DATA:-../shared/data}
+DATA=${COMBINER_DATA:-../shared/data}   # the evaluation data
 PY=$(dirname "$(command -v "$COMBINER")")/python
 [ -x "$PY" ] || PY=python3
 mkdir -p "$OUT"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# One lease of a GPU machine (session 8): code Kodak images with the shipped photo priors, one
-# (image, level) job per process, several processes sharing the GPU, in the order of JOBS, until a
-# deadline. A job stopped by the deadline leaves no row; finished ones are whole.
+# Kodak coding jobs on a lent GPU machine: one (image, level) job per process with the shipped
+# photo priors, several processes sharing the GPU, in the order of JOBS, until a deadline. A job
+# stopped by the deadline leaves no row; finished ones are whole.
 #   JOBS="kodim01:0 kodim02:0 ..."   (default: levels 0, 2 and 3 of kodim01-20, the levels that
-#   results/kodak-spread/ lacks; session 12 coded level 1 of all 20 on the CPU)
-# Inputs travel in .devdata/kodak (copies of ../shared/data/kodak) and the wheels in .whl/; one
-# tarball of the eval folders and logs lands in $OUT. SMOKE=1 runs one tiny job on the CPU.
+#   results/kodak/ lacks)
+# COMBINER_DATA is the data on that machine (default .devdata, holding kodak/: a copy of
+# ../shared/data/kodak); the wheels travel in .whl/. One tarball of the eval folders and logs
+# lands in $OUT. SMOKE=1 runs one tiny job on the CPU.
 set -uo pipefail
 OUT=${OUT:-/tmp/device-out}
-DATA=$(realpath "${DATA:-.devdata}")
+DATA=$(realpath "${COMBINER_DATA:-.devdata}")
 BUDGET=${BUDGET:-330}           # seconds from now until every job is stopped
 PARALLEL=${PARALLEL:-6}
 W=/tmp/kodak

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# One lease of a GPU machine (session 4): check the CUDA search against the Rust search, time it,
-# then run the evaluations the CPU could not afford, in parallel, until a deadline:
-#   Kodak kodim06-20 at photo-q0 and q1 (three processes, one image at a time),
-#   the 10 LibriSpeech test-other clips (first 3 s) at speech-q0..q3 with the current defaults,
-#   the first 100 CIFAR-10 test images at thumbnail-q3.
-# Inputs travel in .devdata/ (copies of ../shared/data) and the wheels in .whl/; everything
-# lands in $OUT. SMOKE=1 runs a tiny version on any machine (CPU search, 5 fitting steps).
-# PLAN=kodak-q2 runs the second lease instead: photo-q2 on kodim01-20 (four processes).
-# PLAN=kodak-all (never run): all four photo levels on kodim01-20, four processes, one image at
-# a time. Session 8 used benches/device_kodak.sh instead: one job per (image, level), in order.
+# The evaluations a CPU cannot afford, on a lent GPU machine, in parallel until a deadline. First
+# the CUDA search is checked against the Rust search and timed (benches/gpu_search_bench.py); the
+# evaluations search on the GPU only if it picks the Rust indices. Then, by PLAN:
+#   (default)  Kodak kodim06-20 at photo-q0 and q1 (three processes, one image at a time), the 10
+#              LibriSpeech test-other clips (first 3 s) at speech-q0..q3, and the first 100
+#              CIFAR-10 test images at thumbnail-q3;
+#   kodak-q2   photo-q2 on kodim01-20 (four processes);
+#   kodak-all  all four photo levels on kodim01-20 (four processes, one image at a time).
+# scripts/eval/device_kodak.sh runs one job per (image, level) instead.
+# COMBINER_DATA is the data on that machine (default .devdata: a copy of the parts of
+# ../shared/data used, in the same layout: kodak/, cifar10/test/, audio/librispeech_test-other/);
+# the wheels travel in .whl/. Everything lands in $OUT. SMOKE=1 runs a tiny version on any
+# machine (CPU search, 5 fitting steps).
 set -uo pipefail
 OUT=${OUT:-/tmp/device-out}
-DATA=$(realpath "${DATA:-.devdata}")
+DATA=$(realpath "${COMBINER_DATA:-.devdata}")
 BUDGET=${BUDGET:-420}           # seconds from now until every evaluation is stopped
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
@@ -71,9 +74,9 @@ else
     kodak_worker a kodim06 kodim09 kodim12 kodim15 kodim18 &
     kodak_worker b kodim07 kodim10 kodim13 kodim16 kodim19 &
     kodak_worker c kodim08 kodim11 kodim14 kodim17 kodim20 &
-    (timeout "$(left)" "${CLI[@]}" eval "$DATA/speech" --seconds 3 --quality 0 1 2 3 \
+    (timeout "$(left)" "${CLI[@]}" eval "$DATA/audio/librispeech_test-other" --seconds 3 --quality 0 1 2 3 \
         -o /tmp/o/speech "${EXTRA[@]}" >/tmp/o/speech.log 2>&1; log "speech rc=$?") &
-    (timeout "$(left)" "${CLI[@]}" eval "$DATA/cifar" --limit 100 --quality 3 \
+    (timeout "$(left)" "${CLI[@]}" eval "$DATA/cifar10/test" --limit 100 --quality 3 \
         -o /tmp/o/cifar-q3 "${EXTRA[@]}" >/tmp/o/cifar.log 2>&1; log "cifar rc=$?") &
 fi
 while [ -n "$(jobs -r)" ]; do
@@ -87,7 +90,7 @@ dirs=(/tmp/o/kodak/*/summary.json)
 if [ -e "${dirs[0]}" ]; then
     dirs=("${dirs[@]%/summary.json}")
     mkdir -p /tmp/o/kodak-merged && cp "${dirs[0]}"/* /tmp/o/kodak-merged/
-    python3 benches/merge_runs.py /tmp/o/kodak-merged "${dirs[@]:1}" 2>&1 | tail -3
+    python3 scripts/eval/merge_runs.py /tmp/o/kodak-merged "${dirs[@]:1}" 2>&1 | tail -3
 fi
 tar -czf "$OUT/runs.tgz" -C /tmp/o . && ls -la "$OUT"
 log done

@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# One lease of a GPU machine (session 8): learn priors with a budget no CPU here can afford.
+# Prior learning on a lent GPU machine, with a budget no 2-core CPU can afford:
 #   photo-q0..q3: 40 rounds (400 steps, then 200 per round) on 40 crops of each training photo
 #                 (1,200 patches), one process per level;
 #   thumbnail:    with the mixing matrices, 30 rounds (300, then 150 steps) on CIFAR-10 train 0-999.
 # Every process saves its priors after each round (train_priors.py --checkpoint), and all are
 # stopped at a deadline: the file after round r is exactly what --iterations r gives. A CUDA
-# check of the encoder (benches/cuda_check.py) runs first. Inputs travel in .devtrain/ (copies of
-# ../shared/data/train_photos and cifar10/train/00000-00999.png), the wheels in .whl/; one
-# tarball of priors and logs lands in $OUT. SMOKE=1 runs a tiny version on the CPU.
+# check of the encoder (scripts/experiments/cuda_check.py) runs first. COMBINER_DATA is the data
+# on that machine (default .devtrain: copies of ../shared/data/train_photos and
+# cifar10/train/00000-00999.png, in the same layout); the wheels travel in .whl/; one tarball of
+# priors and logs lands in $OUT. SMOKE=1 runs a tiny version on the CPU.
 # Prepare the inputs once (ignored by git; 61 MiB with the wheels, under the 64 MiB that travels):
 #   mkdir -p .devtrain/cifar10/train && cp -r ../shared/data/train_photos .devtrain/
 #   cp ../shared/data/cifar10/train/00[0-9][0-9][0-9].png .devtrain/cifar10/train/
-# Session 8 ran it once (run carry [.devtrain, .whl]): 14 photo rounds and all 30 thumbnail
-# rounds in the 380 s; see results/experiments/README.md for what the priors gave.
+# What its priors gave: results/experiments/README.md, "A GPU-sized learning budget".
 set -uo pipefail
 OUT=${OUT:-/tmp/device-out}
-DATA=$(realpath "${DATA:-.devtrain}")
+DATA=$(realpath "${COMBINER_DATA:-.devtrain}")
 BUDGET=${BUDGET:-380}           # seconds of learning before every process is stopped
 W=/tmp/train
 rm -rf "$W"; mkdir -p "$OUT" "$W"
@@ -29,7 +29,7 @@ if [ -z "${SMOKE:-}" ]; then
     export PYTHONPATH=/tmp/site
     DEVICE=cuda
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | tee -a "$W/device.log"
-    python3 benches/cuda_check.py "$DATA/train_photos" 2>&1 | tee -a "$W/device.log"
+    python3 scripts/experiments/cuda_check.py "$DATA/train_photos" 2>&1 | tee -a "$W/device.log"
     PHOTO=(--iterations 40 --steps 200 --first-steps 400 --per-file 40)
     THUMB=(--iterations 30 --steps 150 --first-steps 300)
 else

@@ -1,6 +1,6 @@
 """Baselines at exactly combiner's file size, image by image, after a ``combiner eval`` run.
 
-    python benches/matched_rates.py results/kodak --data ../shared/data/kodak
+    python scripts/eval/matched_rates.py results/kodak --data "$COMBINER_DATA/kodak"
 
 For every combiner row of ``DIR/rows.csv``, each image baseline is coded at the setting whose
 file is closest in size to combiner's (JPEG, WebP, AVIF: a search over quality 0/1-100; JPEG 2000:

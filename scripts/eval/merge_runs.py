@@ -1,7 +1,7 @@
 """Merge ``combiner eval`` folders that coded different items of one dataset (runs split over
 processes or machines) into the first one, then rebuild its outputs.
 
-    python benches/merge_runs.py results/kodak /tmp/kodak-part2 [...]
+    python scripts/eval/merge_runs.py results/kodak /tmp/kodak-part2 [...]
 
 Rows of the other folders' ``rows.jsonl`` are appended to the first folder's journal (rebuilt
 from its ``rows.csv`` in a fresh clone, where journals are not committed) unless it already has
@@ -20,7 +20,17 @@ from pathlib import Path
 
 from combiner import evaluate
 
-SUFFIX = " (merged by benches/merge_runs.py)"
+SUFFIX = " (merged by scripts/eval/merge_runs.py)"
+# Older summaries name the script by its former path.
+SUFFIXES = (SUFFIX, " (merged by benches/merge_runs.py)")
+
+
+def commands_of(summary: dict) -> list[str]:
+    """The commands of a summary, without the merge suffix."""
+    command = summary["command"]
+    for suffix in SUFFIXES:
+        command = command.removesuffix(suffix)
+    return command.split(" ; ")
 
 
 def complete_items(rows: list[dict]) -> list[str]:
@@ -36,7 +46,7 @@ def merge(dest: Path, sources: list[Path]) -> dict:
     rows = evaluate.read_rows(dest)
     seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
     summary = json.loads((dest / "summary.json").read_text())
-    commands = summary["command"].removesuffix(SUFFIX).split(" ; ")
+    commands = commands_of(summary)
     machines = summary.get("machines") or [summary["machine"]]
     for src in sources:
         for r in evaluate.read_journal(src / "rows.jsonl"):
@@ -45,7 +55,7 @@ def merge(dest: Path, sources: list[Path]) -> dict:
                 rows.append(r)
                 seen.add(key)
         other = json.loads((src / "summary.json").read_text())
-        commands += other["command"].removesuffix(SUFFIX).split(" ; ")
+        commands += commands_of(other)
         machines += [m for m in other.get("machines") or [other["machine"]] if m not in machines]
     (dest / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     summary["items"] = complete_items(rows)

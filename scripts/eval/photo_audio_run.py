@@ -1,9 +1,9 @@
 """Photo and audio runs on the CPU: a patch-mode photo prior, Kodak images at several rates
 beside Pillow JPEG at matched rates, and a LibriSpeech round trip.
 
-    python benches/photo_audio_run.py --out results/photo_audio.json
+    python scripts/eval/photo_audio_run.py --out results/archive/first-runs/photo_audio.json
 
-Photo: a prior is learned from random 32 x 32 crops of ../shared/data/train_photos (never Kodak),
+Photo: a prior is learned from random 32 x 32 crops of $COMBINER_DATA/train_photos (never Kodak),
 then kodim01-04 are encoded at each rate and decoded from the bitstream; JPEG quality is searched
 for the file size closest to ours. Audio: a prior from 0.1 s chunks of the train-clean-100 clips,
 then the first 3 s of a test-other clip. Fitting steps are far below the reference's 25,000: this
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import resource
 import time
@@ -28,7 +29,10 @@ import combiner
 from combiner import codec, media
 from combiner.api import learn_prior_from_folder
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
+DATA_ROOT = Path(os.environ.get("COMBINER_DATA")
+                 or Path(__file__).resolve().parents[2].parent / "shared" / "data")
+DATA = DATA_ROOT
 
 
 def jpeg_at_rate(img: np.ndarray, target_bytes: int) -> tuple[float, float, int]:
@@ -121,11 +125,11 @@ def main() -> None:
     ap.add_argument("--skip-photo", action="store_true")
     ap.add_argument("--skip-audio", action="store_true")
     ap.add_argument("--priors-dir", default="results/priors")
-    ap.add_argument("--out", default="results/photo_audio.json")
+    ap.add_argument("--out", default="results/archive/first-runs/photo_audio.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     Path(args.priors_dir).mkdir(parents=True, exist_ok=True)
-    report = dict(command="python benches/photo_audio_run.py " + " ".join(
+    report = dict(command="python scripts/eval/photo_audio_run.py " + " ".join(
         f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
         for k, v in vars(args).items() if v not in (None, False, True)),
         machine=f"{platform.machine()} CPU, {args.threads} torch threads", torch=torch.__version__)

@@ -1,6 +1,6 @@
 """Markdown tables from ``combiner eval`` summaries, for results/README.md.
 
-    python benches/rd_tables.py [--rebuild] results/kodak results/cifar10 results/librispeech
+    python scripts/eval/rd_tables.py [--rebuild] results/kodak results/cifar10 results/librispeech
 
 ``--rebuild`` first rewrites each folder's summary from its ``rows.jsonl`` (see
 ``combiner.evaluate.rebuild``): for a run that was stopped before it finished.

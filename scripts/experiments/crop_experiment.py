@@ -2,7 +2,7 @@
 shipped 64 x 64 priors, 90-124 s on one CPU core; 64 patches and about 3 minutes with 32 x 32 ones)
 with a photo prior at the shipped `photo` encoder settings, and print one JSON line per image.
 
-    python benches/crop_experiment.py PRIOR kodim03 [kodim01 ...] [--data ../shared/data/kodak]
+    python scripts/experiments/crop_experiment.py PRIOR kodim03 [kodim01 ...] [--data ../shared/data/kodak]
         [--set refine_steps=30 --set pixel_fraction=0.5 ...]
 
 PRIOR is a shipped prior name (photo-q1) or a prior file, e.g. one learned by
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from PIL import Image
 from combiner import codec, quality, registry
 from combiner.media import image_from_array
 
+# The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
+DATA_ROOT = Path(os.environ.get("COMBINER_DATA")
+                 or Path(__file__).resolve().parents[2].parent / "shared" / "data")
 CROP = 256
 
 
@@ -46,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("prior")
     ap.add_argument("images", nargs="+", help="Kodak image names, e.g. kodim03")
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/kodak")
+    ap.add_argument("--data", type=Path, default=DATA_ROOT / "kodak")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="override one of the shipped photo encoder settings (EncodeOptions field)")
     a = ap.parse_args()

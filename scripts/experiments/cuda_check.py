@@ -1,4 +1,4 @@
-"""A CUDA correctness check for a lent GPU machine (run by ``benches/device_train.sh``).
+"""A CUDA correctness check for a lent GPU machine (run by ``scripts/eval/device_train.sh``).
 
 Encodes a 96 x 64 crop of a training photo at ``photo-q1`` with fitting on CUDA (the mixed,
 linearly reparameterised network) and decodes it on the CPU: the decoded pixels must equal what

@@ -2,7 +2,7 @@
 against a photo prior at one beta, without per-block beta control, and print the KL per patch
 (bits) and the posterior-mean PSNR. Used to see which rate a prior learned at that beta suits.
 
-    python benches/kl_at_beta.py photo-q1 kodim03 kodim01 [--beta 1e-5 --steps 600]
+    python scripts/experiments/kl_at_beta.py photo-q1 kodim03 kodim01 [--beta 1e-5 --steps 600]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from combiner import codec, registry
 from combiner.fit import evaluate, fit
 from combiner.tiling import patch_coords, to_patches
-from crop_experiment import centre_crop
+from crop_experiment import DATA_ROOT, centre_crop
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("images", nargs="+")
     ap.add_argument("--beta", type=float, default=1e-5)
     ap.add_argument("--steps", type=int, default=600)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/kodak")
+    ap.add_argument("--data", type=Path, default=DATA_ROOT / "kodak")
     a = ap.parse_args()
     torch.set_num_threads(1)
     prior = registry.resolve(a.prior)

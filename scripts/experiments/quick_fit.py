@@ -3,12 +3,13 @@
 Reports, per beta: PSNR of the posterior-mean network, total KL in bits (= the rate REC would
 need, before block overhead), bits per pixel, and wall time per Adam step on this machine.
 
-    PYTHONPATH=python python3 benches/quick_fit.py --steps 2000 --betas 1e-7 1e-6 1e-5
+    PYTHONPATH=python python3 scripts/experiments/quick_fit.py --steps 2000 --betas 1e-7 1e-6 1e-5
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import types
@@ -18,7 +19,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+# The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
+DATA_ROOT = Path(os.environ.get("COMBINER_DATA")
+                 or ROOT.parent / "shared" / "data")
 if "combiner" not in sys.modules:
     # Import our modules without running the package __init__, which needs the compiled Rust
     # extension (combiner._core); this script only uses the pure-PyTorch modules.
@@ -34,7 +38,7 @@ from combiner.tiling import patch_coords, to_patches  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--image", default="/work/shared/data/cifar10/test/00000.png")
+    ap.add_argument("--image", type=Path, default=DATA_ROOT / "cifar10" / "test" / "00000.png")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--betas", type=float, nargs="+", default=[1e-7, 1e-6, 1e-5])

@@ -1,8 +1,8 @@
-"""Which candidate to send (results/experiments/README.md, session 12): the A* sample, or the
+"""Which candidate to send (results/experiments/README.md, "Which candidate to send"): the A* sample, or the
 candidate closest to the posterior mean in the posterior's own metric (highest density).
 
-    python benches/selection_experiment.py simulate            # Gaussian blocks, no network
-    python benches/selection_experiment.py crop photo-q1 kodim03 [kodim01 ...] [--set k=v ...]
+    python scripts/experiments/selection_experiment.py simulate            # Gaussian blocks, no network
+    python scripts/experiments/selection_experiment.py crop photo-q1 kodim03 [kodim01 ...] [--set k=v ...]
 
 `simulate` prints, for blocks of 32 weights at several KLs, the mean squared distance
 sum(((x - mu_q) / sigma_q)^2) / d of the A* sample and of the closest of the 2^16 prior

@@ -2,10 +2,10 @@
 at one shipped speech level with the shipped encoder settings plus overrides, and print one JSON
 row per clip (the rows of `combiner eval`, with the overrides added).
 
-    python benches/speech_experiment.py 0 --limit 2 [--set lr=2e-3 ...] [--data DIR]
+    python scripts/experiments/speech_experiment.py 0 --limit 2 [--set lr=2e-3 ...] [--data DIR]
 
 Compare with the same clips' rows of an eval at the shipped settings (e.g.
-results/librispeech-spread/rows.csv): the file sizes are equal, so the PSNRs compare directly.
+results/librispeech/rows.csv): the file sizes are equal, so the PSNRs compare directly.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from combiner import evaluate
-from crop_experiment import parse_override
+from crop_experiment import DATA_ROOT, parse_override
 
 
 def main() -> None:
@@ -25,8 +25,7 @@ def main() -> None:
     ap.add_argument("quality", type=int)
     ap.add_argument("--limit", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=3.0)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2]
-                    / "shared/data/audio/librispeech_test-other")
+    ap.add_argument("--data", type=Path, default=DATA_ROOT / "audio" / "librispeech_test-other")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="override one of the shipped speech encoder settings (EncodeOptions field)")
     a = ap.parse_args()
