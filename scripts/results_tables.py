@@ -145,10 +145,13 @@ def dataset_table(dataset: str, base: Path, here: Path) -> str:
         row(f"{ref} (published)", [fmt(at_rate(curve, p["rate"])) for p in levels],
             extra + ([""] if show_bd else []))
     lines.append("")
-    how = ("each coded at combiner's file size, image by image (`matched.csv`)" if matched else
-           "read on their measured curves")
-    lines.append(f"Baselines: {how}. Published curves: read at combiner's rate by linear "
-                 f"interpolation in log-rate; {DASH} where a curve does not reach that rate.")
+    read = (f"read at combiner's rate by linear interpolation in log-rate between their points; "
+            f"{DASH} where a curve does not reach that rate.")
+    if matched:
+        lines.append(f"Baselines: each coded at combiner's file size, image by image "
+                     f"(`matched.csv`). Published curves: {read}")
+    else:
+        lines.append(f"Baselines (measured in the same run) and published curves: {read}")
     if show_bd:
         lines[-1] += (f" BD-rate: the whole curve against {name(s['anchor'])}'s, over their overlap"
                       f" (`bjontegaard`, Akima)")
