@@ -1,5 +1,6 @@
-"""Which candidate to send (results/experiments/README.md, "Which candidate to send"): the A* sample, or the
-candidate closest to the posterior mean in the posterior's own metric (highest density).
+"""Which candidate to send (results/experiments/README.md, "Which candidate to send"): the A*
+sample, or the candidate closest to the posterior mean in the posterior's own metric (highest
+density).
 
     python scripts/experiments/selection_experiment.py simulate            # Gaussian blocks, no network
     python scripts/experiments/selection_experiment.py crop photo-q1 kodim03 [kodim01 ...] [--set k=v ...]
