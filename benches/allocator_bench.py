@@ -1,7 +1,7 @@
 """Fitting speed on the CPU with glibc's default allocator settings against
 ``combiner.allocator.keep_freed_memory``, each in a fresh process, measured in the same run.
 
-    python benches/allocator_bench.py [--images 5] [--steps 20] [--data ../shared/data/kodak]
+    python benches/allocator_bench.py [--images 5] [--steps 20] [--data DIR]
 
 The workload is the first fitting steps of a photo-q1 encode of the first N Kodak images in one
 batch (what ``combiner eval`` does: up to 512 patches per batch). Prints one JSON line per
@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+# The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
+DATA_ROOT = Path(os.environ.get("COMBINER_DATA")
+                 or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+DATA = DATA_ROOT / "kodak"
 
 
 def run_fit(images: int, steps: int, data: Path, tuned: bool) -> dict:

@@ -6,7 +6,7 @@ the peak memory of the largest signal a bitstream may describe.
 Prints, on one thread each and in the same run:
 - the reconstruction of kodim01 at photo-q1 (768 x 512, weights already regenerated): Rust
   (``combiner-core``) and PyTorch (the network of ``combiner.inr`` run on all patches at once, as
-  the decoder did before it was specified), with their ratio;
+  combiner 0.1.0 decoded), with their ratio;
 - the whole ``combiner.decode`` of that file;
 - ``import combiner`` and ``combiner decode`` as fresh processes (wall time, peak RSS);
 - decoding a 336 KB bitstream of a 64 x 262,144 image at photo-q0 (4,096 patches, inside the

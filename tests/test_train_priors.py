@@ -45,8 +45,8 @@ def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
 
 
 def test_thumbnail_recipe_learns_each_level_at_its_rate(train_priors, tmp_path):
-    """thumbnail (since session 8) learns only the asked level, at its rate, with mixing
-    matrices; switched back to one prior for all levels, --levels is refused."""
+    """thumbnail learns only the asked level, at its rate, with mixing matrices; switched back to
+    one prior for all levels, --levels is refused."""
     folder = tmp_path / "data" / "cifar10" / "train"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(1)
@@ -64,9 +64,9 @@ def test_thumbnail_recipe_learns_each_level_at_its_rate(train_priors, tmp_path):
 
 
 def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_overrides(train_priors, tmp_path):
-    """speech (since session 9): 0.05 s chunks with the audio800 network, one prior per level at
-    its rate, with mixing matrices, from the recipe's own starting beta; --patch, --bits and
-    --config replace the recipe's for experiments."""
+    """speech: 0.05 s chunks with the audio800 network, one prior per level at its rate, with
+    mixing matrices, from the recipe's own starting beta; --patch, --bits and --config replace
+    the recipe's for experiments."""
     import soundfile as sf
 
     from combiner.api import CONFIGS

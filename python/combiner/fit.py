@@ -86,7 +86,7 @@ def beta_elbo(
     kl_blocks = block_kl(model.kl(prior_mean, prior_std), block_index, beta.shape[1])
     if block_index.ndim == 2:  # blocks span patches: one rate term for the whole batch
         loss = mse.sum() + (beta * kl_blocks).sum()
-    else:  # the same sum, in the order (hence to the bit) of the per-patch coder since session 1
+    else:  # blocks per patch: the same sum, patch by patch, the order its pinned bitstreams were fitted in
         loss = (mse + (beta * kl_blocks).sum(-1)).sum()
     return loss, mse, kl_blocks
 

@@ -1,5 +1,6 @@
 """The A* coding search on a CUDA GPU: the same indices as the Rust search, faster (on an H200,
-41-58 M candidates/s against 0.7 M on one core of the development CPU; results/README.md).
+41-58 M candidates/s against 0.7 M on one core of the development CPU;
+results/benchmarks/README.md).
 
 The Rust core (``rec.encode_blocks``) streams 2^kappa candidates per block through the CPU; on a
 Kodak image that is about 80 billion standard normals per quality level, minutes of CPU time. Here

@@ -23,8 +23,8 @@ upsampler): a patch may carry its own small grid of latents, coded like the weig
 of the patch the network input is its Fourier features followed by w0 times the latents
 interpolated (bilinearly, or linearly for audio) at that point; the grid's points span the patch
 corner to corner. The aim is cheap local detail that a small SIREN can only buy with many
-weights; as measured for photo-q1 (results/experiments/README.md, session 10), grids of this kind
-gave no gain, and no shipped prior uses them.
+weights; as measured for photo-q1 (results/experiments/README.md, "Per-patch latent grids"),
+grids of this kind gave no gain, and no shipped prior uses them.
 
 Linear reparameterisation (after RECOMBINER): a prior may carry two mixing matrices per layer,
 learned with the prior and fixed at test time: L_l [in_l + 1, in_l + 1] and R_l [out_l, out_l]. The
