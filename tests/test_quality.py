@@ -39,8 +39,8 @@ def test_each_family_has_four_levels_whose_rate_rises(family):
     blocks = [p.num_blocks for p in priors]
     assert blocks == sorted(blocks) and len(set(blocks)) == len(blocks), blocks  # rate rises with q
     # Every family learns one prior per level, at that level's rate, with the linear
-    # reparameterisation, so quality levels share a network and differ only in what they were
-    # learned for.
+    # reparameterisation (training/train_priors.py, every family's recipe), so quality
+    # levels share a network and differ only in what they were learned for.
     for p in priors:
         assert p.mix is not None, p.kind
         assert 0.8 < p.kind["train_bits_per_patch"] / p.kind["bits_per_patch"] < 1.25, p.kind

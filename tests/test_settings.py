@@ -17,8 +17,8 @@ from safetensors.numpy import save
 import spec_decoder
 from combiner import _core, codec, evaluate, families, quality, registry
 from combiner.errors import PriorFormatError
-from combiner.options import EncodeOptions, EncoderSettings
 from combiner.media import Signal
+from combiner.options import EncodeOptions, EncoderSettings
 from combiner.prior import Prior, _read_metadata
 from test_codec import tiny_prior
 from test_quality import smooth_image

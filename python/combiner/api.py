@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from combiner import decoder, families, media, quality as quality_mod, registry, training
+from combiner import decoder, families, media, registry, training
+from combiner import quality as quality_mod
 from combiner.bitstream import unpack
 from combiner.config import INRConfig
 from combiner.decoder import rate_of
@@ -40,7 +41,7 @@ def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
 
 
 def encode_detailed(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
-                    sample_rate: int | None = None, **options: Any) -> "EncodeResult":
+                    sample_rate: int | None = None, **options: Any) -> EncodeResult:
     """Like :func:`encode` but returns the :class:`EncodeResult` (PSNR, rate, times, weights)."""
     signal = _as_signal(x, sample_rate)
     chosen, opts = quality_mod.resolve(signal, prior=prior, quality=quality, overrides=options)

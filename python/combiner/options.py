@@ -58,7 +58,7 @@ class EncoderSettings:
         return {f.name: getattr(self, f.name) for f in fields(EncoderSettings)}
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "EncoderSettings":
+    def from_dict(cls, values: dict[str, Any]) -> EncoderSettings:
         """Settings from a dict of field values; absent fields take the defaults, unknown ones
         are refused (``ValueError``)."""
         if not isinstance(values, dict):
@@ -70,11 +70,11 @@ class EncoderSettings:
         return EncoderSettings(**values)
 
     @classmethod
-    def of(cls, settings: "EncoderSettings") -> "EncoderSettings":
+    def of(cls, settings: EncoderSettings) -> EncoderSettings:
         """The recipe part of ``settings`` (e.g. of an `EncodeOptions`)."""
         return EncoderSettings(**settings.to_dict())
 
-    def options(self, **per_call: Any) -> "EncodeOptions":
+    def options(self, **per_call: Any) -> EncodeOptions:
         """`EncodeOptions` with this recipe and ``per_call`` (fields of `EncodeOptions`; a recipe
         field given here replaces the recipe's)."""
         return EncodeOptions(**{**self.to_dict(), **per_call})
