@@ -7,14 +7,17 @@
 The priors are written as ``NAME-q0`` (lowest rate) ... ``NAME-qK``. Every family is
 rate-targeted: one prior per level, learned with beta adapted to that level's rate and with the
 mixing matrices of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to
-spread the levels over processes). The recipes below are the exact settings, seeds and data of
-the shipped files; on this project's 2-core CPU with one torch thread (``--threads``) a level
-takes about 10 minutes for thumbnail, 19 for speech and 20 for photo. Training never reads Kodak
-or the test splits: those are for evaluation.
+spread the levels over processes). The recipes (``combiner.families``) are the exact settings,
+seeds and data of the shipped files; on this project's 2-core CPU with one torch thread
+(``--threads``) a level takes about 10 minutes for thumbnail, 19 for speech and 20 for photo.
+Training never reads Kodak or the test splits: those are for evaluation. Every prior written
+carries its family's encoder settings (``Prior.encoder``); ``--settings-only`` writes them into
+the family's existing priors in ``--out`` without learning (their content hashes stay as they
+are, so bitstreams coded with them stay valid).
 
 ``--mix`` / ``--no-mix`` and ``--rate-targeted`` / ``--no-rate-targeted`` override the recipe
 (which does both). ``--iterations``, ``--steps``, ``--first-steps``, ``--beta`` (the starting
-beta), ``--config`` (a network preset of ``combiner.api.CONFIGS``), ``--patch`` and ``--bits``
+beta), ``--config`` (a network preset of ``combiner.families.CONFIGS``), ``--patch`` and ``--bits``
 (bits per patch of each level) change the recipe for experiments (write those elsewhere than the
 shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``--per-file``
 sets the random crops per training file, and ``--checkpoint`` also saves the priors after every
@@ -28,46 +31,40 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
+from combiner.families import FAMILIES
+from combiner.prior import Prior
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-# folder, modality, patch, files, crops per file, architecture, payload bits per patch per level.
-RECIPES = {
-    # CIFAR-10 train images 0-999, each one whole 32 x 32 image (about 10 minutes per level).
-    "thumbnail": dict(folder="cifar10/train", modality="image", patch=(32, 32), max_files=1000,
-                      per_file=1, config="small", iterations=10,
-                      bits_per_patch=[600.0, 1000.0, 1800.0, 2800.0]),
-    # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's patch
-    # size; twice the steps of the other families (about 20 minutes per level).
-    "photo": dict(folder="train_photos", modality="image", patch=(64, 64), max_files=None,
-                  per_file=10, config="small64", iterations=10, steps=100, first_steps=300,
-                  bits_per_patch=[4096 * b for b in (0.15, 0.3, 0.6, 1.0)]),
-    # 40 random 0.05 s chunks (800 samples, RECOMBINER's audio patch) from each of the 40
-    # train-clean-100 clips (1,600 chunks); 16 rounds from a starting beta suited to waveforms
-    # (at 1e-5 the posteriors carry under 100 bits per chunk); about 19 minutes per level.
-    "speech": dict(folder="audio/librispeech_train-clean-100", modality="audio", patch=(800,),
-                   max_files=None, per_file=40, config="audio800", iterations=16, beta=3e-7,
-                   bits_per_patch=[50 * k for k in (6.0, 12.0, 24.0, 48.0)]),
-}
-# Shared by every family unless its recipe says otherwise: beta, kappa, seed, the fitting schedule
-# of each learning round, and how every family learns since session 9 (photo since 7, thumbnail
-# since 8): one prior per level, at its rate, with the mixing matrices.
-COMMON = dict(beta=1e-5, kappa=16, seed=0, steps=50, first_steps=150, lr=1e-3, pixel_fraction=0.25,
-              rate_targeted=True, learn_mix=True)
+
+def recipe(family: str) -> dict:
+    """The arguments of ``learn_prior_from_folder`` that learn ``family`` (``combiner.families``),
+    plus ``folder``, ``bits_per_patch`` (one entry per level) and ``rate_targeted``."""
+    fam = FAMILIES[family]
+    return dict(modality=fam.modality, patch=fam.patch, config=fam.config, **asdict(fam.training))
 
 
-def save_checkpoint(out: Path, round_index: int, learned) -> None:
+def with_settings(family: str, learned: Prior | list[Prior]) -> list[Prior]:
+    """The learned priors, carrying the family's encoder settings (not hashed: see Prior.encoder)."""
+    priors = learned if isinstance(learned, list) else [learned]
+    for prior in priors:
+        prior.encoder = FAMILIES[family].encoder
+    return priors
+
+
+def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | list[Prior]) -> None:
     """Write the priors as they stand after a round as ``NAME.roundNNN.safetensors`` (NNN = the
     rounds done, i.e. the ``--iterations`` that gives this file); written then renamed, so a run
     stopped mid-write leaves whole files."""
     out.mkdir(parents=True, exist_ok=True)
-    for prior in learned if isinstance(learned, list) else [learned]:
+    for prior in with_settings(family, learned):
         path = out / f"{prior.kind['name']}.round{round_index + 1:03d}.safetensors"
         prior.save(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
@@ -86,16 +83,16 @@ def train(family: str, out: Path, data: Path, device: str | None,
     ``checkpoint``: also save the priors after every round (see ``save_checkpoint``).
     """
     budget = budget or {}
-    settings = {**COMMON, **RECIPES[family], **budget}
+    settings = {**recipe(family), **budget}
     folder = data / settings.pop("folder")
-    rates = settings.pop("bits_per_patch")
-    rate_targeted = settings.pop("rate_targeted", False)
+    rates = list(settings.pop("bits_per_patch"))
+    rate_targeted = settings.pop("rate_targeted")
     if levels is not None and not rate_targeted:
         raise SystemExit(f"--levels needs a rate-targeted recipe; {family} learns all levels at once")
     if levels is not None and not all(0 <= q < len(rates) for q in levels):
         raise SystemExit(f"--levels: {family} has levels 0 to {len(rates) - 1}")
     if checkpoint:
-        settings["on_round"] = lambda r, learned: save_checkpoint(out, r, learned)
+        settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
     t0 = time.perf_counter()
     if rate_targeted:
         priors = [learn_prior_from_folder(folder, name=f"{family}-q{q}", device=device, progress=False,
@@ -107,7 +104,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for prior in priors:
+    for prior in with_settings(family, priors):
         path = out / f"{prior.kind['name']}.safetensors"
         prior.save(path)
         rows.append(dict(prior=prior.kind["name"], bits_per_patch=prior.kind["bits_per_patch"],
@@ -116,9 +113,28 @@ def train(family: str, out: Path, data: Path, device: str | None,
     return rows
 
 
+def write_settings(family: str, out: Path) -> list[dict]:
+    """Write ``family``'s encoder settings into its priors in ``out``, keeping everything their
+    content hash covers (checked before each file is replaced)."""
+    rows = []
+    for name in FAMILIES[family].levels:
+        path = out / f"{name}.safetensors"
+        prior = Prior.load(path)
+        before = prior.content_hash()
+        with_settings(family, prior)
+        data = prior.to_bytes()
+        if Prior.from_bytes(data).content_hash() != before:
+            raise SystemExit(f"{path}: writing the encoder settings would change the content hash")
+        path.with_suffix(".tmp").write_bytes(data)
+        path.with_suffix(".tmp").replace(path)
+        rows.append(dict(prior=name, hash=prior.prior_id, encoder=prior.encoder.to_dict()))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("family", choices=sorted(RECIPES))
+    ap.add_argument("family", choices=sorted(FAMILIES))
     ap.add_argument("--out", type=Path, default=Path("python/combiner/priors"))
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--threads", type=int, default=1)
@@ -128,7 +144,7 @@ def main() -> None:
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     ap.add_argument("--per-file", type=int, default=None, help="random crops per training file (experiments)")
     ap.add_argument("--beta", type=float, default=None, help="starting beta (experiments)")
-    ap.add_argument("--config", default=None, help="network preset of combiner.api.CONFIGS (experiments)")
+    ap.add_argument("--config", default=None, help="network preset of combiner.families.CONFIGS (experiments)")
     ap.add_argument("--patch", type=int, nargs="+", default=None, help="patch shape (experiments)")
     ap.add_argument("--bits", type=float, nargs="+", default=None,
                     help="bits per patch of each level (experiments)")
@@ -140,7 +156,12 @@ def main() -> None:
                     help="learn one prior per level at its rate or one for all levels (default: the recipe's)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
                     help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
+    ap.add_argument("--settings-only", action="store_true",
+                    help="learn nothing: write the family's encoder settings into its priors in --out")
     args = ap.parse_args()
+    if args.settings_only:
+        write_settings(args.family, args.out)
+        return
     torch.set_num_threads(args.threads)
     keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

@@ -6,45 +6,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from combiner import decoder, media, registry, training
+from combiner import decoder, families, media, registry, training
 from combiner import quality as quality_mod
 from combiner.bitstream import unpack
 from combiner.config import INRConfig
-from combiner.options import EncodeOptions
+from combiner.decoder import rate_of
+from combiner.families import CONFIGS, Modality
 from combiner.prior import Prior
+from combiner.quality import PriorLike
 
 if TYPE_CHECKING:  # the encoder needs PyTorch; decoding must not import it
     from combiner.codec import EncodeResult
 
-# Architecture presets. "small" is RECOMBINER's 4-layer width-32 SIREN with a few Fourier
-# features: the size that fits a 32x32 thumbnail or a 32x32 patch. "kodak" is COMBINER's Kodak
-# network (16 frequencies up to 1024, five width-48 hidden layers).
-CONFIGS = {
-    "small": dict(num_freqs=8, max_freq=16.0, width=32, depth=3),
-    # "small" for 64 x 64 patches: the same network, frequencies up to the patch's Nyquist rate.
-    "small64": dict(num_freqs=8, max_freq=32.0, width=32, depth=3),
-    # "small64" with a grid of latents per patch (see combiner.inr): 9 x 9 points (one every
-    # 8 pixels) of 4 channels.
-    "small64-latent": dict(num_freqs=8, max_freq=32.0, width=32, depth=3, latent_grid=9, latent_channels=4),
-    "kodak": dict(num_freqs=16, max_freq=1024.0, width=48, depth=5),
-    "audio": dict(num_freqs=32, max_freq=256.0, width=32, depth=3),
-    # For 800-sample (0.05 s) chunks: RECOMBINER's audio network (16 frequencies), the highest
-    # at the chunk's Nyquist rate (RECOMBINER's 1024 aliases; measured equal, session 9).
-    "audio800": dict(num_freqs=16, max_freq=400.0, width=32, depth=3),
-}
-
-PriorLike = Prior | str | os.PathLike
-
-
-def _load_prior(prior: PriorLike) -> Prior:
-    return registry.resolve(prior)
+__all__ = ["CONFIGS", "PriorLike", "decode", "decode_file", "encode", "encode_detailed", "encode_file",
+           "info", "learn_prior", "learn_prior_from_folder"]
 
 
 def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
@@ -61,36 +41,25 @@ def _as_signal(x: object, sample_rate: int | None) -> media.Signal:
 
 
 def encode_detailed(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
-                    sample_rate: int | None = None, options: EncodeOptions | None = None,
-                    **overrides) -> "EncodeResult":
+                    sample_rate: int | None = None, **options: Any) -> EncodeResult:
     """Like :func:`encode` but returns the :class:`EncodeResult` (PSNR, rate, times, weights)."""
     signal = _as_signal(x, sample_rate)
-    chosen, defaults = _choose_prior(signal, prior, quality)
-    opts = replace(options or EncodeOptions(), **{**defaults, **overrides})
+    chosen, opts = quality_mod.resolve(signal, prior=prior, quality=quality, overrides=options)
     from combiner import codec
 
     return codec.encode_signal(signal, chosen, opts)
 
 
-def _choose_prior(signal: media.Signal, prior: PriorLike | None,
-                  quality: int | None) -> tuple[Prior, dict]:
-    """The prior to use and the encoder settings it implies (none for an explicit prior)."""
-    if prior is not None and quality is not None:
-        raise ValueError("give either a prior or a quality level, not both")
-    if prior is not None:
-        return _load_prior(prior), {}
-    return quality_mod.default_prior(signal, quality_mod.DEFAULT_QUALITY if quality is None else quality)
-
-
 def encode(x: object, *, prior: PriorLike | None = None, quality: int | None = None,
-           sample_rate: int | None = None, **options) -> bytes:
+           sample_rate: int | None = None, **options: Any) -> bytes:
     """Compress an image (H x W x 3 uint8 array, or a path) or audio (1-D float array with
     ``sample_rate``, or a path); returns the bitstream.
 
     Without ``prior``, a shipped default is chosen by the signal's kind and size (thumbnail, photo
-    or speech) at ``quality`` (0 = lowest rate; default 1), with the encoder settings it was
-    measured with. ``options`` are fields of :class:`combiner.codec.EncodeOptions`
-    (``fit_steps``, ``seed``, ``device``, ``progress`` ...) and override those settings."""
+    or speech) at ``quality`` (0 = lowest rate; default 1). Either way the encoder uses the
+    settings stored in the prior (see :func:`combiner.quality.resolve`). ``options`` are fields of
+    :class:`combiner.EncodeOptions` (``fit_steps``, ``seed``, ``device``, ``progress`` ...) and
+    override those settings."""
     return encode_detailed(x, prior=prior, quality=quality, sample_rate=sample_rate, **options).data
 
 
@@ -107,23 +76,16 @@ def decode(data: bytes, *, prior: PriorLike | None = None) -> np.ndarray:
 
 def _prior_for(data: bytes, prior: PriorLike | None) -> Prior:
     if prior is not None:
-        return _load_prior(prior)
+        return registry.resolve(prior)
     header, _ = unpack(data)
     return registry.for_bitstream(header.prior_id, header.prior_hash)
 
 
 def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,
-                quality: int | None = None, fit_steps: int | None = None, seed: int = 0,
-                device: str | None = None, progress: bool = True,
-                spread_blocks: bool | None = None) -> tuple[bytes, str]:
-    """Encode a file; returns the bitstream and a one-paragraph report. ``fit_steps`` and
-    ``spread_blocks`` left at None keep the chosen prior's settings."""
-    overrides = dict(seed=seed, device=device, progress=progress)
-    if fit_steps is not None:
-        overrides["fit_steps"] = fit_steps
-    if spread_blocks is not None:
-        overrides["spread_blocks"] = spread_blocks
-    res = encode_detailed(path, prior=prior, quality=quality, **overrides)
+                quality: int | None = None, **options: Any) -> tuple[bytes, str]:
+    """Encode a file; returns the bitstream and a one-paragraph report. ``options`` (fields of
+    :class:`combiner.EncodeOptions`) override the chosen prior's settings."""
+    res = encode_detailed(path, prior=prior, quality=quality, **options)
     unit = "bpp" if res.decoded.modality == "image" else "kbit/s"
     name = unpack(res.data)[0].prior_id
     report = (f"{path}: prior {name}, {len(res.data)} bytes, {res.bits_per_unit:.4f} {unit}, PSNR {res.psnr:.2f} dB "
@@ -139,7 +101,7 @@ def decode_file(path: str | os.PathLike, output: str | os.PathLike, *,
     return signal
 
 
-def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
+def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ...],
                 config: str | INRConfig = "small", beta: float = 1e-5, kappa: int = 16,
                 iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
                 seed: int = 0, device: str | None = None, name: str | None = None,
@@ -162,10 +124,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
     from combiner.tiling import patch_coords
 
     if isinstance(config, str):
-        if config not in CONFIGS:
-            raise ValueError(f"unknown config {config!r}; choose from {sorted(CONFIGS)}")
-        in_dim, out_dim = (2, 3) if modality == "image" else (1, 1)
-        config = INRConfig(in_dim=in_dim, out_dim=out_dim, **CONFIGS[config])
+        config = families.network(config, modality)
     kind = {"name": name or f"{modality}-{'x'.join(map(str, patch))}-b{beta:g}", "beta": beta}
 
     def named(learned):  # a list holds one prior per rate: NAME-q0, NAME-q1 ...
@@ -184,7 +143,7 @@ def learn_prior(signals: np.ndarray, *, modality: str, patch: tuple[int, ...],
     ))
 
 
-def learn_prior_from_folder(folder: str | os.PathLike, *, modality: str, patch: tuple[int, ...],
+def learn_prior_from_folder(folder: str | os.PathLike, *, modality: Modality, patch: tuple[int, ...],
                             max_files: int | None = None, per_file: int = 4, seed: int = 0,
                             **kwargs) -> Prior:
     """Learn a prior from random patches of the files in ``folder``."""
@@ -193,7 +152,13 @@ def learn_prior_from_folder(folder: str | os.PathLike, *, modality: str, patch: 
     return learn_prior(patches, modality=modality, patch=patch, seed=seed, **kwargs)
 
 
-def info(data: bytes) -> dict:
-    """Header fields of a bitstream, as a dict."""
+def info(data: bytes) -> dict[str, Any]:
+    """What a bitstream's header says, as a dict: the header's fields (``modality``, ``kappa``,
+    ``height``, ``width``, ``channels``, ``sample_rate``, ``seed``, ``prior_hash``, ``prior_id``,
+    ``spread_blocks``), ``format_version``, ``bytes``, ``block_count``, ``shape`` (of the decoded
+    signal) and ``rate`` in ``rate_unit`` (bits per pixel, or kbit/s for audio) of the whole file."""
+    data = bytes(data)
     header, indices = unpack(data)
-    return {**header.__dict__, "block_count": int(len(indices))}
+    return {**header.__dict__, "format_version": data[3], "bytes": len(data),
+            "block_count": int(len(indices)), "shape": header.shape,
+            "rate": rate_of(header, len(data)), "rate_unit": "bpp" if header.modality == "image" else "kbit/s"}

@@ -8,35 +8,44 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any, Literal, get_args
 
 from combiner import api, fileio, media
 from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
-from combiner.decoder import rate_of
 from combiner.errors import FormatError
+from combiner.families import CONFIGS, Modality
+from combiner.options import Search
+
+Blocks = Literal["patch", "spread"]
 
 
 def _encode(args: argparse.Namespace) -> None:
     output = fileio.check_output(args.output, inputs=[args.input])  # before minutes of fitting
-    data, report = api.encode_file(
-        args.input, prior=args.prior, quality=args.quality, fit_steps=args.steps, seed=args.seed, device=args.device,
-        progress=not args.quiet, spread_blocks=_spread(args.blocks),
-    )
+    data, report = api.encode_file(args.input, prior=args.prior, quality=args.quality, **_overrides(
+        fit_steps=args.steps, refine_steps=args.refine_steps, spread_blocks=_spread(args.blocks),
+        seed=args.seed, device=args.device, progress=not args.quiet))
     fileio.write_bytes(output, data)
     if not args.quiet:
         print(report)
 
 
-def _spread(blocks: str | None) -> bool | None:
-    """--blocks patch|spread -> EncodeOptions.spread_blocks (None: the prior family's default)."""
+def _overrides(**options: Any) -> dict[str, Any]:
+    """The encoder options given on the command line (those not None): they replace the
+    settings stored in the prior (combiner.quality.resolve)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _spread(blocks: Blocks | None) -> bool | None:
+    """--blocks patch|spread -> EncodeOptions.spread_blocks (None: the prior's setting)."""
     return None if blocks is None else blocks == "spread"
 
 
 def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--blocks", choices=["patch", "spread"], default=None,
+    parser.add_argument("--blocks", choices=get_args(Blocks), default=None,
                         help="which weights share a coded block: each patch's own (patch) or any "
                              "patch's, so that busy patches get more bits than flat ones (spread; "
-                             "format version 2); default: the shipped setting for the signal's kind")
+                             "format version 2); default: the setting stored in the prior")
 
 
 def _decode(args: argparse.Namespace) -> None:
@@ -70,17 +79,15 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> None:
-    data = Path(args.input).read_bytes()
-    header, indices = unpack(data)
-
-    unit = "bpp" if header.modality == "image" else "kbit/s"
-    print(f"format:      combiner bitstream v{data[3]}, {len(data)} bytes")
-    print(f"modality:    {header.modality}")
-    print(f"shape:       {header.shape}" + (f" at {header.sample_rate} Hz" if header.sample_rate else ""))
-    print(f"prior:       {header.prior_id} (hash {header.prior_hash.hex()[:16]}...)")
-    layout = "spread across patches" if header.spread_blocks else "per patch"
-    print(f"blocks:      {len(indices)} x {header.kappa} bits ({layout}), seed {header.seed}")
-    print(f"rate:        {rate_of(header, len(data)):.4f} {unit} (whole file)")
+    fields = api.info(Path(args.input).read_bytes())
+    rate = f" at {fields['sample_rate']} Hz" if fields["sample_rate"] else ""
+    layout = "spread across patches" if fields["spread_blocks"] else "per patch"
+    print(f"format:      combiner bitstream v{fields['format_version']}, {fields['bytes']} bytes")
+    print(f"modality:    {fields['modality']}")
+    print(f"shape:       {fields['shape']}{rate}")
+    print(f"prior:       {fields['prior_id']} (hash {fields['prior_hash'].hex()[:16]}...)")
+    print(f"blocks:      {fields['block_count']} x {fields['kappa']} bits ({layout}), seed {fields['seed']}")
+    print(f"rate:        {fields['rate']:.4f} {fields['rate_unit']} (whole file)")
 
 
 def _learn_prior(args: argparse.Namespace) -> None:
@@ -103,10 +110,8 @@ def _eval(args: argparse.Namespace) -> None:
 
     levels = [] if args.no_combiner else (args.prior or args.quality)
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
-    overrides = {k: v for k, v in dict(fit_steps=args.steps, refine_steps=args.refine_steps,
-                                       device=args.device, search=args.search,
-                                       spread_blocks=_spread(args.blocks)).items()
-                 if v is not None}
+    overrides = _overrides(fit_steps=args.steps, refine_steps=args.refine_steps, device=args.device,
+                           search=args.search, spread_blocks=_spread(args.blocks))
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
@@ -143,11 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("input")
     e.add_argument("output")
     choice = e.add_mutually_exclusive_group()
-    choice.add_argument("--prior", default=None, help="prior file (.safetensors) or shipped prior name")
+    choice.add_argument("--prior", default=None,
+                        help="prior file (.safetensors) or shipped prior name; the encoder uses the "
+                             "settings stored in it")
     choice.add_argument("--quality", type=int, default=None,
                         help="quality level of the shipped default prior for this kind of signal: "
                              "0 = lowest rate (default 1 when no --prior is given)")
-    e.add_argument("--steps", type=int, default=None, help="posterior fitting steps")
+    e.add_argument("--steps", type=int, default=None,
+                   help="posterior fitting steps (default: the setting stored in the prior)")
+    e.add_argument("--refine-steps", type=int, default=None,
+                   help="fine-tuning steps after each coded round of blocks (default: the prior's)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     _add_blocks_option(e)
@@ -190,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
     _add_blocks_option(ev)
     ev.add_argument("--device", default=None)
-    ev.add_argument("--search", choices=("auto", "cpu", "gpu"), default=None,
+    ev.add_argument("--search", choices=get_args(Search), default=None,
                     help="where the A* search runs (default auto: the GPU when fitting on CUDA "
                          "with CuPy installed; same bitstreams either way)")
     ev.add_argument("--resume", action="store_true",
@@ -204,10 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
     lp = sub.add_parser("learn-prior", help="learn a prior from a folder of images or audio")
     lp.add_argument("data", help="folder of training files")
     lp.add_argument("-o", "--output", required=True)
-    lp.add_argument("--modality", choices=["image", "audio"], default="image")
+    lp.add_argument("--modality", choices=get_args(Modality), default="image")
     lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
     lp.add_argument("--config", default="small",
-                    help=f"network preset of combiner.api.CONFIGS: {', '.join(api.CONFIGS)}")
+                    help=f"network preset of combiner.families.CONFIGS: {', '.join(CONFIGS)}")
     lp.add_argument("--beta", type=float, default=1e-5, help="rate-distortion trade-off")
     lp.add_argument("--bits-per-patch", type=float, default=None,
                     help="learn the prior for this rate: beta (then only the starting value) is "

@@ -96,14 +96,9 @@ def check_weight_count(num_patches: int, prior: Prior, error: type[Exception]) -
 
 def initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -> BayesianINR:
     """The posteriors the encoder starts fitting from: the prior mean, a fraction of its std."""
-    gen = torch.Generator().manual_seed(opts.seed)
     mix = None if prior.mix is None else torch.from_numpy(prior.mix)
-    model = BayesianINR(prior.config, num_patches, generator=gen, device=device, mix=mix)
-    std = torch.from_numpy(prior.std * opts.init_std_ratio).to(device)
-    with torch.no_grad():
-        model.mu.copy_(torch.from_numpy(prior.mean).to(device).expand_as(model.mu))
-        model.rho.copy_(torch.log(torch.expm1(std)).expand_as(model.rho))  # softplus^-1
-    return model
+    return BayesianINR(prior.config, num_patches, device=device, mix=mix,
+                       mean=torch.from_numpy(prior.mean), std=torch.from_numpy(prior.std * opts.init_std_ratio))
 
 
 def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOptions()) -> EncodeResult:

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from combiner import baselines, codec, decoder, fileio, media, quality, rd, registry, training
+from combiner import baselines, codec, decoder, fileio, media, quality, rd, training
 from combiner.errors import OutputError
 from combiner.media import Signal
 
@@ -121,20 +121,21 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
 
 def _batches(items: list[Item], level: int | str, overrides: dict, done: frozenset, max_patches: int):
     """(prior, options, items) groups: items sharing a prior, up to ``max_patches`` patches, leaving
-    out the (codec, setting, item) triples in ``done``."""
+    out the (codec, setting, item) triples in ``done``. The prior and options of every item are
+    those of ``combiner.encode`` (``quality.resolve``)."""
     groups: dict[str, tuple] = {}
-    loaded: dict[tuple, tuple] = {}  # one file read per prior, not one per item
+    resolved: dict[tuple, tuple] = {}  # one file read per prior, not one per item
     for it in items:
+        choice = dict(quality=level) if isinstance(level, int) else dict(prior=str(level))
+        # The family (thumbnail or photo) depends on the size, a quality level on the sample rate.
         name = quality.prior_name_for(it.signal, level) if isinstance(level, int) else str(level)
-        key = (name, it.signal.sample_rate)  # default_prior also checks the sample rate
-        if key not in loaded:
-            loaded[key] = (quality.default_prior(it.signal, level) if isinstance(level, int)
-                           else (registry.resolve(level), {}))
-        prior, defaults = loaded[key]
+        key = (name, it.signal.sample_rate)
+        if key not in resolved:
+            resolved[key] = quality.resolve(it.signal, **choice, overrides=overrides)
+        prior, options = resolved[key]
         if ("combiner", codec.prior_name(prior), it.name) in done:
             continue
-        key = prior.prior_id
-        groups.setdefault(key, (prior, codec.EncodeOptions(**{**defaults, **overrides}), []))[2].append(it)
+        groups.setdefault(prior.prior_id, (prior, options, []))[2].append(it)
     for prior, options, members in groups.values():
         patch = prior.kind.get("patch_shape", [1])
         batch, patches = [], 0

@@ -250,15 +250,27 @@ class BayesianINR(torch.nn.Module):
         device: torch.device | str | None = None,
         mix: Tensor | None = None,
         learn_mix: bool = False,
+        mean: Tensor | None = None,
+        std: Tensor | None = None,
     ) -> None:
+        """``mean`` and ``std`` [D] (shared by every patch) start the posteriors; without them the
+        means are a SIREN draw from ``generator`` and the stds softplus(``rho_init``)."""
         super().__init__()
         if num_patches < 1:
             raise ValueError("num_patches must be >= 1")
         self.config = config
         self.num_patches = num_patches
-        mu = siren_init(config, num_patches, generator)  # CPU draw: same init on every device
+        if mean is None:
+            mu = siren_init(config, num_patches, generator)  # CPU draw: same init on every device
+        else:
+            mu = torch.as_tensor(mean, dtype=torch.float32).expand(num_patches, config.num_params).clone()
         self.mu = torch.nn.Parameter(mu.to(device))
-        self.rho = torch.nn.Parameter(torch.full_like(self.mu, float(rho_init)))
+        if std is None:
+            rho = torch.full_like(self.mu, float(rho_init))
+        else:
+            std = torch.as_tensor(std, dtype=torch.float32).to(device)
+            rho = torch.log(torch.expm1(std)).expand_as(self.mu).clone()  # softplus^-1
+        self.rho = torch.nn.Parameter(rho)
         D = config.num_params
         self.register_buffer("freqs", torch.from_numpy(config.frequencies()).to(torch.float32).to(device))
         self.register_buffer("fixed_mask", torch.zeros((num_patches, D), dtype=torch.bool, device=device))

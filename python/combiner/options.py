@@ -1,15 +1,35 @@
-"""How hard the encoder works: `EncodeOptions` (no PyTorch needed to build one)."""
+"""How hard the encoder works: `EncoderSettings` (the recipe a prior is measured with and stores)
+and `EncodeOptions` (the recipe plus the choices of one call). No PyTorch needed to build either.
+
+A prior file records the settings it was measured with (metadata key ``encoder``, docs/format.md
+section 5), and ``combiner.quality.resolve`` starts from them; the defaults below apply to a prior
+that records none.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, Literal, get_args
 
-__all__ = ["EncodeOptions"]
+__all__ = ["EncodeOptions", "EncoderSettings", "Search"]
+
+# Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto": the
+# GPU when fitting on CUDA and CuPy is installed.
+Search = Literal["auto", "cpu", "gpu"]
+
+MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
+MAX_TARGET_BITS = 64.0  # a block index has at most 64 bits (kappa)
 
 
 @dataclass(frozen=True)
-class EncodeOptions:
-    """How hard the encoder works. Defaults suit a CPU; raise ``fit_steps`` on a GPU."""
+class EncoderSettings:
+    """The encoding recipe: how the posterior is fitted and how its blocks are laid out.
+
+    Every field is checked when the object is built (``ValueError``): integer fields take
+    integers, float fields any real number (kept as float), flags only ``True`` or ``False``.
+    """
 
     fit_steps: int = 1500
     lr: float = 1e-3
@@ -18,13 +38,94 @@ class EncodeOptions:
     beta: float | None = None  # starting beta; default: the prior's training beta
     control_every: int = 25
     target_bits: float | None = None  # per-block KL target; default kappa - 0.5
-    pixel_fraction: float = 1.0
-    seed: int = 0
-    device: str | None = None
-    early_stop: bool = True
-    progress: bool = True
+    pixel_fraction: float = 1.0  # the share of points each fitting step uses
     # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
     spread_blocks: bool = False
-    # Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto":
-    # the GPU when fitting on CUDA and CuPy is installed.
-    search: str = "auto"
+
+    def __post_init__(self) -> None:
+        _integer(self, "fit_steps", 0, MAX_STEPS)
+        _integer(self, "refine_steps", 0, MAX_STEPS)
+        _integer(self, "control_every", 1, MAX_STEPS)
+        _real(self, "lr", 0.0, 1.0)
+        _real(self, "init_std_ratio", 0.0, 1.0)
+        _real(self, "pixel_fraction", 0.0, 1.0)
+        _real(self, "beta", 0.0, math.inf, optional=True)
+        _real(self, "target_bits", 0.0, MAX_TARGET_BITS, optional=True)
+        _flag(self, "spread_blocks")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The recipe's fields (only those of `EncoderSettings`), for the prior file."""
+        return {f.name: getattr(self, f.name) for f in fields(EncoderSettings)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EncoderSettings:
+        """Settings from a dict of field values; absent fields take the defaults, unknown ones
+        are refused (``ValueError``)."""
+        if not isinstance(values, dict):
+            raise ValueError(f"encoder settings must be a JSON object, got {type(values).__name__}")
+        known = {f.name for f in fields(EncoderSettings)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown encoder settings {unknown}; known: {sorted(known)}")
+        return EncoderSettings(**values)
+
+    @classmethod
+    def of(cls, settings: EncoderSettings) -> EncoderSettings:
+        """The recipe part of ``settings`` (e.g. of an `EncodeOptions`)."""
+        return EncoderSettings(**settings.to_dict())
+
+    def options(self, **per_call: Any) -> EncodeOptions:
+        """`EncodeOptions` with this recipe and ``per_call`` (fields of `EncodeOptions`; a recipe
+        field given here replaces the recipe's)."""
+        return EncodeOptions(**{**self.to_dict(), **per_call})
+
+
+@dataclass(frozen=True)
+class EncodeOptions(EncoderSettings):
+    """How one encode runs: the recipe (`EncoderSettings`: fitting steps, learning rate ...)
+    and the choices of the call (seed, device, progress output, where the search runs).
+
+    Defaults suit a CPU; raise ``fit_steps`` on a GPU."""
+
+    seed: int = 0
+    device: str | None = None
+    early_stop: bool = True  # stop each block's search once no candidate can win (same indices)
+    progress: bool = True
+    search: Search = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _integer(self, "seed", 0, 2**64 - 1)
+        if self.device is not None and not isinstance(self.device, str):
+            raise ValueError(f"device must be a string such as 'cpu' or 'cuda:1', or None, got {self.device!r}")
+        _flag(self, "early_stop")
+        _flag(self, "progress")
+        if self.search not in get_args(Search):
+            raise ValueError(f"search must be 'auto', 'cpu' or 'gpu', not {self.search!r}")
+
+
+def _integer(obj: object, name: str, lo: int, hi: int) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be an integer from {lo} to {hi}, got {value!r}")
+    object.__setattr__(obj, name, int(value))
+
+
+def _real(obj: object, name: str, lo: float, hi: float, optional: bool = False) -> None:
+    """A finite number in (lo, hi] (or None when ``optional``), stored as float."""
+    value = getattr(obj, name)
+    if value is None and optional:
+        return
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real)
+    if not (ok and math.isfinite(float(value)) and lo < float(value) <= hi):
+        bound = "" if hi == math.inf else f" and at most {hi:g}"
+        none = " (or None)" if optional else ""
+        raise ValueError(f"{name} must be a finite number above {lo:g}{bound}{none}, got {value!r}")
+    object.__setattr__(obj, name, float(value))
+
+
+def _flag(obj: object, name: str) -> None:
+    value = getattr(obj, name)
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+

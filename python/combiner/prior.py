@@ -15,6 +15,10 @@ of the linear reparameterisation (see `combiner.inr`); a prior without them is w
 "1", byte for byte as before, so existing priors keep their hashes. Metadata must be in the
 canonical form this module writes, so that the content hash computed here from the parsed
 values equals the one the Rust decoder computes from the stored strings.
+
+The optional metadata key `encoder` holds the encoder settings the prior was measured with
+(`EncoderSettings` as a JSON object). It is not part of the content hash and decoders do not
+read it: adding or changing it leaves every bitstream coded with the prior valid.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from safetensors.numpy import save as st_save
 
 from combiner.config import INRConfig
 from combiner.errors import PriorFormatError
+from combiner.options import EncoderSettings
 
 __all__ = ["Prior", "PriorFormatError"]
 
@@ -42,6 +47,7 @@ _TENSORS = {"mean": np.float32, "std": np.float32, "block_index": np.int64}
 _MIX_DTYPE = np.float32
 _MAX_FILE_BYTES = 1 << 30  # a prior is kilobytes to a few megabytes; refuse absurd inputs early
 _HASH_DOMAIN = b"combiner-prior-hash-v1\0"
+ENCODER_KEY = "encoder"  # optional, not hashed: the encoder settings the prior was measured with
 
 
 def _canonical_json(obj: Any) -> str:
@@ -58,6 +64,9 @@ class Prior:
     seed: int = 0
     kind: dict = field(default_factory=dict)
     mix: np.ndarray | None = None  # float32 [K] mixing matrices (linear reparameterisation) or None
+    # The encoder settings the prior was measured with (file metadata `encoder`, not hashed);
+    # None: the generic defaults of `EncoderSettings` apply.
+    encoder: EncoderSettings | None = None
 
     def __post_init__(self) -> None:
         self.mean = np.ascontiguousarray(self.mean, dtype=np.float32)
@@ -65,6 +74,8 @@ class Prior:
         self.block_index = np.ascontiguousarray(self.block_index, dtype=np.int64)
         if self.mix is not None:
             self.mix = np.ascontiguousarray(self.mix, dtype=_MIX_DTYPE)
+        if isinstance(self.encoder, EncoderSettings):
+            self.encoder = EncoderSettings.of(self.encoder)  # the recipe of an EncodeOptions
         self.validate()
 
     # -- validation ----------------------------------------------------------------------------
@@ -102,6 +113,8 @@ class Prior:
             _canonical_json(self.kind)
         except (TypeError, ValueError) as e:
             raise PriorFormatError(f"kind is not JSON-serialisable: {e}") from None
+        if self.encoder is not None and not isinstance(self.encoder, EncoderSettings):
+            raise PriorFormatError(f"encoder must be EncoderSettings or None, got {type(self.encoder).__name__}")
 
     @property
     def num_blocks(self) -> int:
@@ -115,6 +128,7 @@ class Prior:
         return tensors
 
     def _metadata(self) -> dict[str, str]:
+        """The metadata the content hash covers (docs/format.md section 5)."""
         return {
             "format": FORMAT,
             "version": VERSION if self.mix is None else VERSION_MIX,
@@ -124,8 +138,15 @@ class Prior:
             "kind": _canonical_json(self.kind),
         }
 
+    def _file_metadata(self) -> dict[str, str]:
+        """What the file stores: the hashed metadata and, if any, the encoder settings."""
+        meta = self._metadata()
+        if self.encoder is not None:
+            meta[ENCODER_KEY] = _canonical_json(self.encoder.to_dict())
+        return meta
+
     def to_bytes(self) -> bytes:
-        return st_save(self._tensors(), metadata=self._metadata())
+        return st_save(self._tensors(), metadata=self._file_metadata())
 
     def save(self, path: str | os.PathLike) -> None:
         with open(path, "wb") as f:
@@ -155,7 +176,8 @@ class Prior:
         except (ValueError, TypeError) as e:
             raise PriorFormatError(f"bad prior metadata: {e}") from None
         prior = cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind,
-                    tensors.get("mix"))
+                    tensors.get("mix"), _parse_encoder(meta.get(ENCODER_KEY)))
+        # The hashed keys must be stored exactly as written here; `encoder` is not hashed.
         if {k: meta[k] for k in prior._metadata()} != prior._metadata():
             raise PriorFormatError("prior metadata is not in canonical form (docs/format.md section 5)")
         return prior
@@ -192,6 +214,20 @@ def _parse_int(s: str, name: str) -> int:
     if not isinstance(s, str) or not (s.isascii() and s.isdigit()) or len(s) > 20:
         raise PriorFormatError(f"metadata {name} must be a decimal integer, got {s!r}")
     return int(s)
+
+
+def _parse_encoder(text: str | None) -> EncoderSettings | None:
+    """The `encoder` metadata: absent, or a JSON object of valid `EncoderSettings` fields."""
+    if text is None:
+        return None
+
+    def no_constants(name: str) -> None:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return EncoderSettings.from_dict(json.loads(text, parse_constant=no_constants))
+    except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
+        raise PriorFormatError(f"bad encoder settings in the prior metadata: {e}") from None
 
 
 def _read_metadata(data: bytes) -> dict[str, str]:

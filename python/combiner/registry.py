@@ -74,6 +74,15 @@ def _by_hash(prior_hash: bytes) -> Prior:
         "version of combiner ships has it; pass the prior file it was encoded with (--prior)")
 
 
+def load_shipped(name: str) -> Prior:
+    """The shipped prior ``name`` (e.g. ``photo-q1``); ValueError when it is not installed."""
+    known = shipped()
+    if name not in known:
+        raise ValueError(f"the shipped prior {name!r} is not installed "
+                         f"(shipped: {', '.join(known) or 'none'})")
+    return Prior.load(known[name])
+
+
 def resolve(prior: Prior | str | os.PathLike) -> Prior:
     """A Prior from a Prior, a file path, or the name of a shipped prior."""
     if isinstance(prior, Prior):
