@@ -39,8 +39,7 @@ def run_fit(images: int, steps: int, data: Path, tuned: bool) -> dict:
 
     torch.set_num_threads(1)
     signals = [media.read(p) for p in sorted(data.glob("*.png"))[:images]]
-    prior, defaults = quality.default_prior(signals[0], 1)
-    opts = codec.EncodeOptions(**defaults)
+    prior, opts = quality.resolve(signals[0], quality=1)
     patch = codec._patch_shape(prior)
     cut = [to_patches(s.values, patch) for s in signals]
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))

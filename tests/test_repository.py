@@ -23,14 +23,6 @@ HISTORY = re.compile(
     r"|\b(?:tried|measured) (?:on|in) (?:20\d\d|session)",
     re.IGNORECASE,
 )
-# Files whose history is being rewritten elsewhere; test_no_development_history_pending tracks them.
-PENDING = {
-    "python/combiner/quality.py",
-    "python/combiner/api.py",
-    "training/train_priors.py",
-}
-
-
 def tracked_text_files() -> list[str]:
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip("not a git checkout")
@@ -79,14 +71,7 @@ def test_every_readme_table_marker_is_filled():
 def test_no_development_history():
     """No tracked text file mentions work sessions or dated trials: documents and comments say
     what is; git history says how it came to be."""
-    hits = history_hits(f for f in tracked_text_files() if f not in PENDING)
-    assert not hits, "development history in tracked files:\n" + "\n".join(hits)
-
-
-@pytest.mark.xfail(strict=False, reason="development history still in comments of "
-                   + ", ".join(sorted(PENDING)) + " (being rewritten separately)")
-def test_no_development_history_pending():
-    hits = history_hits(f for f in tracked_text_files() if f in PENDING)
+    hits = history_hits(tracked_text_files())
     assert not hits, "development history in tracked files:\n" + "\n".join(hits)
 
 

@@ -22,7 +22,7 @@ beta), ``--config`` (a network preset of ``combiner.families.CONFIGS``), ``--pat
 shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``--per-file``
 sets the random crops per training file, and ``--checkpoint`` also saves the priors after every
 round (``NAME.roundNNN.safetensors``, exactly what ``--iterations NNN`` gives), so that a run
-stopped by a deadline, e.g. on a lent GPU (``benches/device_train.sh``), still leaves priors.
+stopped by a deadline, e.g. on a lent GPU (``scripts/eval/device_train.sh``), still leaves priors.
 """
 
 from __future__ import annotations

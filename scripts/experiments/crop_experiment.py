@@ -57,8 +57,8 @@ def main() -> None:
     torch.set_num_threads(1)
     prior = registry.resolve(a.prior)
     overrides = dict(parse_override(item) for item in a.set)
-    settings = {**quality.ENCODE_DEFAULTS["photo"], **overrides}
-    opts = codec.EncodeOptions(**settings, progress=False)
+    _, opts = quality.resolve(image_from_array(centre_crop(a.data / f"{a.images[0]}.png")),
+                              prior=prior, overrides={**overrides, "progress": False})
     for name in a.images:
         t = time.perf_counter()
         res = codec.encode_signal(image_from_array(centre_crop(a.data / f"{name}.png")), prior, opts)
