@@ -75,9 +75,6 @@ def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Hea
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:
-    if prior.config.latent_grid:
-        raise ValueError("per-patch latent grids are not part of the bitstream format "
-                         "(docs/format.md section 7.2): this prior can be learned but not coded")
     modality = prior.kind.get("modality")
     if modality != signal.modality:
         raise ValueError(f"prior {prior_name(prior)!r} is for {modality}, the input is {signal.modality}")

@@ -29,22 +29,12 @@ class INRConfig:
     width: int = 48
     depth: int = 5
     w0: float = 30.0
-    latent_grid: int = 0  # latent points per patch axis (0: no latents)
-    latent_channels: int = 0
 
     def __post_init__(self) -> None:
         for name in ("in_dim", "out_dim", "num_freqs", "width", "depth"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"INRConfig.{name} must be a positive int, got {v!r}")
-        for name in ("latent_grid", "latent_channels"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 4096:
-                raise ValueError(f"INRConfig.{name} must be an int in 0..4096, got {v!r}")
-        if (self.latent_grid == 0) != (self.latent_channels == 0) or self.latent_grid == 1:
-            raise ValueError("latent_grid (>= 2) and latent_channels must be both set or both 0")
-        if self.latent_grid and self.in_dim > 2:
-            raise ValueError("latent grids are defined for 1-D and 2-D signals only")
         for name in ("max_freq", "w0"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
@@ -57,36 +47,19 @@ class INRConfig:
 
     @property
     def feature_dim(self) -> int:
-        """Number of Fourier features (the network input without latents)."""
+        """Number of Fourier features: the network's input."""
         return 2 * self.in_dim * self.num_freqs
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
         """(in, out) of every linear layer, in layout order."""
-        dims = [self.feature_dim + self.latent_channels] + [self.width] * self.depth + [self.out_dim]
+        dims = [self.feature_dim] + [self.width] * self.depth + [self.out_dim]
         return list(zip(dims[:-1], dims[1:]))
 
     @property
-    def latent_shape(self) -> tuple[int, ...]:
-        """Shape of one patch's latents, [C, g(, g)]; () without latents."""
-        if not self.latent_grid:
-            return ()
-        return (self.latent_channels,) + (self.latent_grid,) * self.in_dim
-
-    @property
-    def num_weights(self) -> int:
-        """Weights and biases of the network: the flat layout before the latents."""
-        return sum(i * o + o for i, o in self.layer_shapes)
-
-    @property
-    def num_latents(self) -> int:
-        """Latents per patch (0 without a latent grid)."""
-        return math.prod(self.latent_shape) if self.latent_grid else 0
-
-    @property
     def num_params(self) -> int:
-        """Everything coded per patch: weights, biases and latents."""
-        return self.num_weights + self.num_latents
+        """D, the parameters coded per patch: every layer's weights and biases."""
+        return sum(i * o + o for i, o in self.layer_shapes)
 
     @property
     def mix_size(self) -> int:
@@ -108,20 +81,23 @@ class INRConfig:
         return np.exp(np.linspace(0.0, math.log(self.max_freq), self.num_freqs, dtype=np.float64))
 
     def to_dict(self) -> dict:
-        d = asdict(self)
-        if not self.latent_grid:  # configs without latents serialise as before (prior hashes)
-            del d["latent_grid"], d["latent_channels"]
-        return d
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "INRConfig":
         if not isinstance(d, dict):
             raise ValueError(f"INRConfig must be a JSON object, got {type(d).__name__}")
-        known = {f for f in cls.__dataclass_fields__}
+        # Per-patch latent grids are not part of the format (docs/format.md section 7.2): the keys
+        # may appear with the value 0 only.
+        latent = {k: d[k] for k in ("latent_grid", "latent_channels") if k in d}
+        if any(v != 0 or isinstance(v, bool) for v in latent.values()):
+            raise ValueError("per-patch latent grids (latent_grid, latent_channels) are not supported")
+        d = {k: v for k, v in d.items() if k not in latent}
+        known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown INRConfig keys: {sorted(unknown)}")
-        missing = known - set(d) - {"latent_grid", "latent_channels"}
+        missing = known - set(d)
         if missing:
             raise ValueError(f"missing INRConfig keys: {sorted(missing)}")
         return cls(**d)

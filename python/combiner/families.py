@@ -36,9 +36,6 @@ CONFIGS: dict[str, dict] = {
     "small": dict(num_freqs=8, max_freq=16.0, width=32, depth=3),
     # "small" for 64 x 64 patches: the same network, frequencies up to the patch's Nyquist rate.
     "small64": dict(num_freqs=8, max_freq=32.0, width=32, depth=3),
-    # "small64" with a grid of latents per patch (see combiner.inr): 9 x 9 points (one every
-    # 8 pixels) of 4 channels. Such a prior can be learned but not coded (docs/format.md 7.2).
-    "small64-latent": dict(num_freqs=8, max_freq=32.0, width=32, depth=3, latent_grid=9, latent_channels=4),
     "audio": dict(num_freqs=32, max_freq=256.0, width=32, depth=3),
     # For 800-sample (0.05 s) chunks: RECOMBINER's audio network (16 frequencies), the highest
     # at the chunk's Nyquist rate.

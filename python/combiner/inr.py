@@ -11,20 +11,9 @@ prior, the partition into blocks and the bitstream:
         weight W_l, shape [in_l, out_l], row-major  (flat index = in_idx * out_l + out_idx)
         bias   b_l, shape [out_l]
 
-    then, if the config has a latent grid, the latents z, shape [latent_channels, g(, g)] row-major
-    (g = latent_grid points per patch axis, channel slowest)
-
-with ``in_0 = 2 * in_dim * num_freqs + latent_channels``, ``out_l = width`` for hidden layers and
+with ``in_0 = 2 * in_dim * num_freqs``, ``out_l = width`` for hidden layers and
 ``out_depth = out_dim``. Weights are stored [in, out] (not PyTorch's [out, in]) so that ``x @ W``
 needs no transpose.
-
-Latent positional features (after RECOMBINER's learned positional encodings, without its conv
-upsampler): a patch may carry its own small grid of latents, coded like the weights. At a point
-of the patch the network input is its Fourier features followed by w0 times the latents
-interpolated (bilinearly, or linearly for audio) at that point; the grid's points span the patch
-corner to corner. The aim is cheap local detail that a small SIREN can only buy with many
-weights; as measured for photo-q1 (results/experiments/README.md, "Per-patch latent grids"),
-grids of this kind gave no gain, and no shipped prior uses them.
 
 Linear reparameterisation (after RECOMBINER): a prior may carry two mixing matrices per layer,
 learned with the prior and fixed at test time: L_l [in_l + 1, in_l + 1] and R_l [out_l, out_l]. The
@@ -57,8 +46,6 @@ __all__ = [
     "kl_per_param",
     "mlp_forward",
     "network_forward",
-    "network_inputs",
-    "latent_features",
     "identity_mix",
     "unflatten_mix",
 ]
@@ -78,48 +65,6 @@ def fourier_features(coords: Tensor, freqs: Tensor) -> Tensor:
     xw = math.pi * coords.unsqueeze(-1) * freqs.to(coords.dtype)  # [..., in_dim, F]
     xw = xw.flatten(-2)
     return torch.cat([torch.cos(xw), torch.sin(xw)], dim=-1)
-
-
-def latent_features(config: INRConfig, coords: Tensor, flat: Tensor) -> Tensor:
-    """w0 times the latents of flat [P, D] interpolated at coords [N, in] -> [P, N, latent_channels]
-    (see `_interpolate_latents`)."""
-    return _interpolate_latents(config, coords, flat[:, config.num_weights:])
-
-
-def _interpolate_latents(config: INRConfig, coords: Tensor, latents: Tensor) -> Tensor:
-    """w0 times latents [P, num_latents] interpolated at coords [N, in] -> [P, N, latent_channels].
-
-    Grid point k of g sits at -1 + 2 k / (g - 1), so the grid spans the patch corner to corner
-    (grid_sample with align_corners=True); audio uses a 1-row image. The gain w0 puts the latents
-    on the scale of the weights (SIREN's first layer uses the same trick): an optimiser step
-    moves every parameter by about the learning rate, so latents stored on the [-1, 1] scale of
-    their features hardly moved while the weights learned (measured: their learned prior std
-    stayed at the posterior noise, 0.004).
-    """
-    z = latents.reshape(latents.shape[0], *config.latent_shape)
-    if config.in_dim == 1:
-        z = z.unsqueeze(2)  # [P, C, 1, g]
-        xy = torch.stack([coords[:, 0], torch.zeros_like(coords[:, 0])], dim=-1)
-    else:
-        xy = coords.flip(-1)  # grid_sample wants (x = column, y = row)
-    grid = xy.to(z.dtype).view(1, 1, -1, 2).expand(z.shape[0], 1, -1, 2)
-    out = torch.nn.functional.grid_sample(z, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return config.w0 * out[:, :, 0, :].transpose(1, 2)
-
-
-def network_inputs(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor) -> Tensor:
-    """The first layer's input: Fourier features [N, F] (shared by all patches), or with latents
-    [P, N, F + C] (each patch its own), the latents taken from flat [P, D]."""
-    return _inputs(config, coords, freqs, flat[:, config.num_weights:] if config.latent_grid else None)
-
-
-def _inputs(config: INRConfig, coords: Tensor, freqs: Tensor, latents: Tensor | None) -> Tensor:
-    """`network_inputs` from the latents alone, [P, num_latents] (None without a latent grid)."""
-    feats = fourier_features(coords, freqs)
-    if latents is None:
-        return feats
-    lat = _interpolate_latents(config, coords, latents)
-    return torch.cat([feats.to(lat.dtype).expand(lat.shape[0], -1, -1), lat], dim=-1)
 
 
 def unflatten(config: INRConfig, flat: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -181,8 +126,6 @@ def init_bounds(config: INRConfig) -> Tensor:
     for l, (i, o) in enumerate(config.layer_shapes):
         a = 1.0 / i if l == 0 else math.sqrt(6.0 / i) / config.w0
         parts.append(torch.full((i * o + o,), a, dtype=torch.float32))
-    if config.latent_grid:  # w0 * z, the network's input, starts on the Fourier features' [-1, 1]
-        parts.append(torch.full((config.num_latents,), 1.0 / config.w0, dtype=torch.float32))
     return torch.cat(parts)
 
 
@@ -205,14 +148,13 @@ def kl_per_param(mu: Tensor, sigma: Tensor, prior_mean: Tensor, prior_std: Tenso
 
 def network_forward(config: INRConfig, coords: Tensor, freqs: Tensor, flat: Tensor,
                     mix: Tensor | None = None) -> Tensor:
-    """Deterministic network at coords [N, in] with flat parameters [P, D] (latents included)."""
-    return mlp_forward(config, network_inputs(config, coords, freqs, flat), flat, mix)
+    """Deterministic network at coords [N, in] with flat parameters [P, D]."""
+    return mlp_forward(config, fourier_features(coords, freqs), flat, mix)
 
 
 def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor | None = None) -> Tensor:
     """Deterministic network on inputs [N, F] (shared) or [P, N, F] with flat parameters [P, D]
-    (latents, if any, are not read: see `network_forward`) and optional flat mixing matrices [K]
-    (see the module docstring)."""
+    and optional flat mixing matrices [K] (see the module docstring)."""
     x = feats
     if mix is None:
         layers = [(W, b.unsqueeze(1), None, None) for W, b in unflatten(config, weights)]
@@ -325,15 +267,6 @@ class BayesianINR(torch.nn.Module):
             torch.where(self.fixed_mask, m, mean), torch.where(self.fixed_mask, s, sigma), m, s
         )
 
-    def inputs(self, coords: Tensor, mean: Tensor, sigma: Tensor, generator) -> Tensor:
-        """First-layer inputs with the latents drawn from their posterior (plain
-        reparameterisation: they enter the network nonlinearly, after interpolation)."""
-        if not self.config.latent_grid:
-            return _inputs(self.config, coords, self.freqs, None)
-        W = self.config.num_weights
-        eps = torch.randn(mean[:, W:].shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return _inputs(self.config, coords, self.freqs, mean[:, W:] + sigma[:, W:] * eps)
-
     def forward(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Stochastic forward with local reparameterisation: coords [N, in] or [P, N, in] -> [P, N, out].
 
@@ -341,7 +274,7 @@ class BayesianINR(torch.nn.Module):
         fresh noise per (patch, point, unit): lower-variance gradients than sampling weights.
         """
         mean, sigma = self.posterior()
-        x = self.inputs(coords, mean, sigma, generator)
+        x = fourier_features(coords, self.freqs)
         if self.mix is not None:
             return self._forward_mixed(x, mean, sigma, generator)
         mean_layers = unflatten(self.config, mean)
