@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from combiner import rec
 
 KAPPA = 16
@@ -109,9 +108,9 @@ def test_summary_ratio(benchmark):
              f"{'np +MiB':>7} {'rust +MiB':>9}"]
     for d in DIMS:
         args = block(d)
-        t_np = best_time(lambda: numpy_search(*args))
-        t_rs = best_time(lambda: rust_search(*args))
-        t_es = best_time(lambda: rust_search(*args, True))
+        t_np = best_time(lambda args=args: numpy_search(*args))
+        t_rs = best_time(lambda args=args: rust_search(*args))
+        t_es = best_time(lambda args=args: rust_search(*args, True))
         lines.append(f"{d:>4} {t_np * 1e3:>9.2f} {t_rs * 1e3:>8.2f} {t_es * 1e3:>9.2f} "
                      f"{t_np / t_rs:>8.1f}x {peak_rss_mb('numpy', d):>7.1f} {peak_rss_mb('rust', d):>9.1f}")
     print("\n" + "\n".join(lines))

@@ -42,7 +42,6 @@ def best_of(repeat: int, fn) -> float:
 def torch_reconstruction(prior, weights, header):
     """The PyTorch reconstruction: every patch's network in one batched pass."""
     import torch
-
     from combiner.inr import network_forward
     from combiner.tiling import from_patches, patch_coords
 
@@ -107,7 +106,8 @@ def main() -> None:
     print(f"import combiner (fresh process): {wall:.2f} s, peak RSS {peak:.0f} MB")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "kodim01.png"
-        wall, peak = fresh_process(f"from combiner import cli; cli.main(['-q', 'decode', {str(KODIM01)!r}, {str(out)!r}])")
+        decode = f"from combiner import cli; cli.main(['-q', 'decode', {str(KODIM01)!r}, {str(out)!r}])"
+        wall, peak = fresh_process(decode)
         print(f"combiner decode kodim01 (fresh process): {wall:.2f} s, peak RSS {peak:.0f} MB")
         big = Path(tmp) / "limit.cmb"
         size = size_limit_bitstream(big)

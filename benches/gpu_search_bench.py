@@ -18,7 +18,6 @@ import resource
 import time
 
 import numpy as np
-
 from combiner import gpu_search, rec
 
 

@@ -197,7 +197,7 @@ def _parse_safetensors(data: bytes) -> tuple[dict, dict]:
         loaded = load(data)
     except Exception as e:  # noqa: BLE001 - any complaint of the library is a format error
         raise PriorFormatError(f"safetensors refuses the prior: {e}") from None
-    for name, (dtype, arr) in tensors.items():
+    for name, (_dtype, arr) in tensors.items():
         if arr is not None and not np.array_equal(
             np.asarray(loaded[name]).reshape(-1).view(arr.dtype.newbyteorder("=")),
             arr,

@@ -7,7 +7,6 @@ import sys
 
 import pytest
 import torch
-
 from combiner import allocator
 
 

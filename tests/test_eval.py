@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from PIL import Image
-
 from combiner import baselines, cli, evaluate, media, rd, registry
-
+from PIL import Image
 from test_quality import smooth_image
 
 torch.set_num_threads(1)
@@ -173,5 +171,7 @@ def test_resume_measures_only_what_is_missing(tmp_path):
                               progress=False, resume=True)
     lines = (tmp_path / "o" / "rows.jsonl").read_text().splitlines()
     assert lines[: len(kept)] == kept and len(lines) == len(journal)  # i0 rows kept, i1 measured
-    strip = lambda pts: [(p["setting"], p["rate"], p["psnr"]) for p in pts]  # times differ per run
+    def strip(pts):  # times differ per run
+        return [(p["setting"], p["rate"], p["psnr"]) for p in pts]
+
     assert strip(again["curves"]["jpeg"]) == strip(first["curves"]["jpeg"]) and again["incomplete"] == []

@@ -2,7 +2,6 @@ import math
 
 import pytest
 import torch
-
 from combiner.inr import (
     BayesianINR,
     INRConfig,

@@ -4,9 +4,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-
-from combiner.inr import INRConfig, identity_mix, init_bounds
 from combiner.errors import PriorFormatError
+from combiner.inr import INRConfig, identity_mix, init_bounds
 from combiner.prior import Prior
 from combiner.prior_learning import initial_prior, learn_prior, make_partition, update_prior
 from combiner.tiling import patch_coords, to_patches
@@ -120,7 +119,7 @@ def test_mixing_matrices_round_trip_as_version_2():
         "mix float64": _rebuild({**tens, "mix": mixed.mix.astype(np.float64)}, meta),
         "mix not finite": _rebuild({**tens, "mix": np.full_like(mixed.mix, np.inf)}, meta),
     }
-    for name, data in bad.items():
+    for _name, data in bad.items():
         with pytest.raises(PriorFormatError):
             Prior.from_bytes(data)
 
@@ -159,12 +158,13 @@ def test_load_refuses_malformed(tmp_path):
         "wrong dtype": _rebuild({**tens, "mean": p.mean.astype(np.float64)}, meta),
         "wrong shape": _rebuild({**tens, "std": p.std[:-1]}, meta),
         "2-d tensor": _rebuild({**tens, "mean": p.mean.reshape(1, -1)}, meta),
-        "nan mean": _rebuild({**tens, "mean": np.where(np.arange(p.mean.size) == 2, np.nan, p.mean).astype(np.float32)}, meta),
+        "nan mean": _rebuild({**tens, "mean": np.where(np.arange(p.mean.size) == 2, np.nan, p.mean)
+                              .astype(np.float32)}, meta),
         "zero std": _rebuild({**tens, "std": np.zeros_like(p.std)}, meta),
         "negative block": _rebuild({**tens, "block_index": -p.block_index}, meta),
         "gap in blocks": _rebuild({**tens, "block_index": p.block_index * 2}, meta),
     }
-    for name, data in bad_cases.items():
+    for _name, data in bad_cases.items():
         with pytest.raises(PriorFormatError):
             Prior.from_bytes(data)
         f = tmp_path / "bad.safetensors"
@@ -210,7 +210,8 @@ def test_learn_prior_small():
     pr2 = learn_prior(signals, TINY, **kwargs)
     assert pr2.content_hash() == pr.content_hash()  # deterministic on CPU
     with pytest.raises(ValueError):
-        learn_prior([(patch_coords((8, 8)), signals[0][1]), (patch_coords((4, 4)), np.zeros((1, 16, 3)))], TINY, **kwargs)
+        learn_prior([(patch_coords((8, 8)), signals[0][1]), (patch_coords((4, 4)), np.zeros((1, 16, 3)))],
+                    TINY, **kwargs)
 
 
 def test_learn_prior_with_mixing_matrices():

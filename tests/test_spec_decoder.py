@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 import spec_decoder as sd
 from combiner import _core
 

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from combiner.prior import Prior
+from PIL import Image
 
 SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
 
@@ -68,7 +67,6 @@ def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_override
     mixing matrices, from the recipe's own starting beta; --patch, --bits and --config replace
     the recipe's for experiments."""
     import soundfile as sf
-
     from combiner.api import CONFIGS
 
     folder = tmp_path / "data" / "audio" / "librispeech_train-clean-100"

@@ -35,7 +35,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-
 from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
 from combiner.families import FAMILIES

@@ -1,5 +1,7 @@
 """Type stubs of the Rust extension ``combiner._core`` (see rust/combiner-py)."""
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -81,12 +83,12 @@ def pack(
     indices: npt.NDArray[np.uint32],
     spread_blocks: bool = False,
 ) -> bytes: ...
-def unpack(data: bytes) -> tuple[dict[str, object], npt.NDArray[np.uint32]]: ...
+def unpack(data: bytes) -> tuple[dict[str, Any], npt.NDArray[np.uint32]]: ...
 def prior_content_hash(prior: bytes) -> bytes:
     """The 32-byte content hash of a prior file (docs/format.md section 5); PriorFormatError if invalid."""
 def decode(
     data: bytes, prior: bytes, *, threads: int | None = None, simd: bool = True
-) -> tuple[dict[str, object], npt.NDArray[np.uint8] | npt.NDArray[np.int16]]:
+) -> tuple[dict[str, Any], npt.NDArray[np.uint8] | npt.NDArray[np.int16]]:
     """Decode a bitstream with a prior file (docs/format.md sections 3-7): the header fields and
     uint8 [H, W, C] pixels or int16 [T] samples, the same on every machine and thread count.
     Raises FormatError subclasses, PriorFormatError or PriorMismatchError."""

@@ -145,8 +145,9 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
 
 def learn_prior_from_folder(folder: str | os.PathLike, *, modality: Modality, patch: tuple[int, ...],
                             max_files: int | None = None, per_file: int = 4, seed: int = 0,
-                            **kwargs) -> Prior:
-    """Learn a prior from random patches of the files in ``folder``."""
+                            **kwargs) -> Prior | list[Prior]:
+    """Learn a prior from random patches of the files in ``folder`` (a list of priors when
+    ``bits_per_patch`` is a list: see :func:`learn_prior`)."""
     files = training.list_files(folder, modality)[:max_files]
     patches = training.random_patches(files, patch, per_file, seed)
     return learn_prior(patches, modality=modality, patch=patch, seed=seed, **kwargs)

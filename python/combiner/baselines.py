@@ -10,8 +10,8 @@ the bytes these functions return, so container overhead counts exactly as it doe
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -99,6 +99,7 @@ def _learn_prior(args: argparse.Namespace) -> None:
         seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
     )
+    assert not isinstance(prior, list), "one rate gives one prior"
     with fileio.replacing(args.output) as tmp:
         prior.save(tmp)
     if not args.quiet:

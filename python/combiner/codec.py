@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -98,19 +99,21 @@ def initial_model(prior: Prior, num_patches: int, opts: EncodeOptions, device) -
                        mean=torch.from_numpy(prior.mean), std=torch.from_numpy(prior.std * opts.init_std_ratio))
 
 
-def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions = EncodeOptions()) -> EncodeResult:
-    """Compress one signal with ``prior``; see the module docstring for the layout."""
+def encode_signal(signal: Signal, prior: Prior, opts: EncodeOptions | None = None) -> EncodeResult:
+    """Compress one signal with ``prior`` (default options when ``opts`` is None); see the module
+    docstring for the layout."""
     return encode_signals([signal], prior, opts)[0]
 
 
 def encode_signals(signals: list[Signal], prior: Prior,
-                   opts: EncodeOptions = EncodeOptions()) -> list[EncodeResult]:
+                   opts: EncodeOptions | None = None) -> list[EncodeResult]:
     """Compress several signals at once, one bitstream each.
 
     The patches of all signals are fitted and coded together (one batched forward pass, one
     search call per round), which is how a set of thumbnails is encoded efficiently. Each
     signal's bitstream is independent: its block ids start at 0.
     """
+    opts = opts if opts is not None else EncodeOptions()
     patch = _patch_shape(prior)
     for signal in signals:
         check_prior_matches(prior, signal)
@@ -127,7 +130,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     model = initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(_fit_assignment(prior, layouts, opts.spread_blocks))
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
-    common = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits, weights=weights,
+    common: dict[str, Any] = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits, weights=weights,
                   pixel_fraction=opts.pixel_fraction)
 
     t0 = time.perf_counter()

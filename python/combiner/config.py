@@ -84,7 +84,7 @@ class INRConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "INRConfig":
+    def from_dict(cls, d: dict) -> INRConfig:
         if not isinstance(d, dict):
             raise ValueError(f"INRConfig must be a JSON object, got {type(d).__name__}")
         # Per-patch latent grids are not part of the format (docs/format.md section 7.2): the keys

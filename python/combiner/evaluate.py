@@ -138,7 +138,8 @@ def _batches(items: list[Item], level: int | str, overrides: dict, done: frozens
         groups.setdefault(prior.prior_id, (prior, options, []))[2].append(it)
     for prior, options, members in groups.values():
         patch = prior.kind.get("patch_shape", [1])
-        batch, patches = [], 0
+        batch: list = []
+        patches = 0
         for it in members:
             n = math.prod(math.ceil(s / p) for s, p in zip(it.signal.values.shape, patch))
             if batch and patches + n > max_patches:

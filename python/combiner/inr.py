@@ -31,6 +31,7 @@ identities (the plain network), computed without the extra products.
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import Tensor
 
@@ -95,13 +96,19 @@ def unflatten_mix(config: INRConfig, mix: Tensor | None) -> list[Mix | None]:
         return [None] * len(config.layer_shapes)
     if mix.shape != (config.mix_size,):
         raise ValueError(f"mixing matrices must be [{config.mix_size}], got {tuple(mix.shape)}")
-    out, pos = [], 0
+    out: list[Mix | None] = []
+    pos = 0
     for i, o in config.layer_shapes:
         L = mix[pos:pos + (i + 1) ** 2].view(i + 1, i + 1)
         pos += (i + 1) ** 2
         out.append((L, mix[pos:pos + o * o].view(o, o)))
         pos += o * o
     return out
+
+
+def _mixes(config: INRConfig, mix: Tensor) -> list[Mix]:
+    """`unflatten_mix` of actual matrices: every layer's (L, R)."""
+    return [m for m in unflatten_mix(config, mix) if m is not None]
 
 
 def _augmented(config: INRConfig, flat: Tensor) -> list[Tensor]:
@@ -157,15 +164,16 @@ def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor |
     and optional flat mixing matrices [K] (see the module docstring)."""
     x = feats
     if mix is None:
-        layers = [(W, b.unsqueeze(1), None, None) for W, b in unflatten(config, weights)]
-    else:
-        layers = [(theta, None, L, R) for theta, (L, R) in zip(_augmented(config, weights), unflatten_mix(config, mix))]
-    for l, (W, b, L, R) in enumerate(layers):
-        if L is None:
-            x = torch.matmul(x, W) + b  # [P, N, out]; matmul broadcasts shared x over P
-        else:
-            x = torch.matmul(torch.matmul(_mixed_input(x, L), W), R)  # W is Theta = [W; b] here
-        if l < len(layers) - 1:
+        plain = unflatten(config, weights)
+        for l, (W, b) in enumerate(plain):
+            x = torch.matmul(x, W) + b.unsqueeze(1)  # [P, N, out]; matmul broadcasts shared x over P
+            if l < len(plain) - 1:
+                x = torch.sin(config.w0 * x)
+        return x
+    thetas = _augmented(config, weights)
+    for l, (theta, (L, R)) in enumerate(zip(thetas, _mixes(config, mix))):
+        x = torch.matmul(torch.matmul(_mixed_input(x, L), theta), R)  # theta = [W; b]
+        if l < len(thetas) - 1:
             x = torch.sin(config.w0 * x)
     return x
 
@@ -181,6 +189,11 @@ class BayesianINR(torch.nn.Module):
     ``mix``: flat mixing matrices [K] shared by all patches (see the module docstring), a frozen
     buffer, or a trainable parameter with ``learn_mix`` (prior learning); None = no mixing.
     """
+
+    freqs: Tensor
+    fixed_mask: Tensor
+    fixed_values: Tensor
+    mix: Tensor | None
 
     def __init__(
         self,
@@ -223,6 +236,7 @@ class BayesianINR(torch.nn.Module):
             mix = torch.as_tensor(mix, dtype=torch.float32).to(device).clone()
             unflatten_mix(config, mix)  # validates the length
         if learn_mix:
+            assert mix is not None
             self.mix = torch.nn.Parameter(mix)
         else:
             self.register_buffer("mix", mix)
@@ -292,7 +306,8 @@ class BayesianINR(torch.nn.Module):
     def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, generator) -> Tensor:
         """`forward` with mixing matrices: L and R are deterministic, so drawing ([x, 1] L) Theta
         by local reparameterisation and then multiplying by R keeps every draw exact."""
-        mixes = unflatten_mix(self.config, self.mix)
+        assert self.mix is not None
+        mixes = _mixes(self.config, self.mix)
         mean_layers = _augmented(self.config, mean)
         var_layers = _augmented(self.config, sigma * sigma)
         last = len(mean_layers) - 1

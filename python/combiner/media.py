@@ -29,6 +29,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -56,7 +57,7 @@ _READABLE = ("images: PNG, JPEG, WebP, TIFF, BMP, GIF, PPM (8-bit RGB); "
 class Signal:
     """A signal ready for coding: ``values`` on [0, 1], ``sample_rate`` 0 for images."""
 
-    modality: str  # "image" or "audio"
+    modality: Literal["image", "audio"]
     values: np.ndarray  # float32 [H, W, 3] or [T]
     sample_rate: int = 0
 

@@ -153,7 +153,7 @@ class Prior:
             f.write(self.to_bytes())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Prior":
+    def from_bytes(cls, data: bytes) -> Prior:
         if len(data) > _MAX_FILE_BYTES:
             raise PriorFormatError("prior file is too large")
         meta = _read_metadata(data)
@@ -183,7 +183,7 @@ class Prior:
         return prior
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Prior":
+    def load(cls, path: str | os.PathLike) -> Prior:
         size = os.path.getsize(path)
         if size > _MAX_FILE_BYTES:
             raise PriorFormatError(f"{path}: prior file is too large ({size} bytes)")

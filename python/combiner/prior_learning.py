@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from combiner.config import INRConfig
-from combiner.errors import PriorFormatError
 from combiner.fit import evaluate, fit, pick_device
 from combiner.inr import BayesianINR, identity_mix, init_bounds, kl_per_param, siren_init
 from combiner.prior import Prior
@@ -145,8 +144,8 @@ def learn_prior(
     bits_per_patch: float | Sequence[float] | None = None,
     rate_target_bits: float | None = None,
     learn_mix: bool = False,
-    on_round: Callable[[int, "Prior | list[Prior]"], None] | None = None,
-) -> "Prior | list[Prior]":
+    on_round: Callable[[int, Prior | list[Prior]], None] | None = None,
+) -> Prior | list[Prior]:
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
 
     signals: training patches, each item (coords [N, in], values [P_i, N, C] or [N, C]
@@ -213,7 +212,7 @@ def learn_prior(
             mse_all[sl] = evaluate(model, coords, values[sl], (mean, std), weights=weights[sl])["mse"].cpu()
             mu_all[sl] = model.mu.detach().cpu()
             rho_all[sl] = model.rho.detach().cpu()
-            if learn_mix:
+            if learn_mix and model.mix is not None:
                 mix = model.mix.detach().cpu()
         mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
         bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
@@ -235,7 +234,7 @@ def learn_prior(
 
 def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
             std: np.ndarray, mix: torch.Tensor | None, beta: float, *, kappa: int, seed: int,
-            max_block_size: int, bits_per_patch, rate_targeted: bool, meta: dict) -> "Prior | list[Prior]":
+            max_block_size: int, bits_per_patch, rate_targeted: bool, meta: dict) -> Prior | list[Prior]:
     """The learned prior(s) from the training posteriors and the prior after a round's M-step:
     the partition comes from the training-average per-parameter KL under that prior."""
     kl_bits = _training_kl_bits(mu_all, rho_all, mean, std)
@@ -248,7 +247,8 @@ def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean
         block_index = make_partition(avg_kl, kappa, max_block_size, seed)
         return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta, mix=mix_np)
     # Several rates from one learned prior: only the partition differs.
-    rates = [bits_per_patch] if np.isscalar(bits_per_patch) else list(bits_per_patch)
+    single = isinstance(bits_per_patch, (int, float, np.number))
+    rates = [float(bits_per_patch)] if single else [float(b) for b in bits_per_patch]
     priors = [
         Prior(config, mean, std, partition_for_rate(avg_kl, kappa, float(b), seed), kappa=int(kappa),
               seed=int(seed), kind={**meta, "bits_per_patch": float(b)}, mix=mix_np)

@@ -115,9 +115,9 @@ def _too_few(label: str, points: list[dict], kept: list[dict]) -> str | None:
         return None
     lossless = _lossless(points)
     flat = len(_finite(points)) - len(kept)
-    why = [f"{lossless} coded exactly with PSNR = inf" if lossless else "",
-           f"{flat} adding no rate or PSNR over a cheaper one" if flat else ""]
-    why = " and ".join(w for w in why if w)
+    reasons = [f"{lossless} coded exactly with PSNR = inf" if lossless else "",
+               f"{flat} adding no rate or PSNR over a cheaper one" if flat else ""]
+    why = " and ".join(w for w in reasons if w)
     return f"{label} has {len(kept)} usable of {len(points)} point(s)" + (f" ({why})" if why else "")
 
 

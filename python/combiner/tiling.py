@@ -13,7 +13,7 @@ Within a patch, points are flattened row-major (axis 0 slowest), matching `patch
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -84,7 +84,7 @@ def to_patches(signal, patch: Sequence[int], pad_mode: str = "reflect"):
     pads = [(0, g * p - s) for g, p, s in zip(grid, patch, arr.shape)]
     # numpy's reflect mode reflects repeatedly when the pad exceeds the axis, but needs >= 2 samples.
     mode = pad_mode if not (pad_mode == "reflect" and min(arr.shape[:k]) < 2) else "edge"
-    padded = np.pad(arr, pads + [(0, 0)], mode=mode)
+    padded = np.pad(arr, pads + [(0, 0)], mode=mode)  # type: ignore[call-overload]
     valid = np.pad(np.ones(arr.shape[:k], dtype=np.float32), pads, mode="constant")
     C = arr.shape[-1]
     if k == 2:

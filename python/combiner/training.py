@@ -5,6 +5,7 @@ Used by ``combiner learn-prior`` and the training scripts. Deterministic for a g
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from combiner.media import AUDIO_SUFFIXES, read
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
 
-def list_files(folder: str | Path, modality: str) -> list[Path]:
+def list_files(folder: str | os.PathLike, modality: str) -> list[Path]:
     suffixes = IMAGE_SUFFIXES if modality == "image" else AUDIO_SUFFIXES
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in suffixes)
     if not files:

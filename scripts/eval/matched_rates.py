@@ -61,7 +61,8 @@ def main() -> None:
         w.writeheader()
         w.writerows(out)
     names = args.baselines.split(",")
-    print("| image | prior | combiner bpp | combiner PSNR | " + " | ".join(f"{n} bpp / PSNR (setting)" for n in names) + " |")
+    columns = " | ".join(f"{n} bpp / PSNR (setting)" for n in names)
+    print(f"| image | prior | combiner bpp | combiner PSNR | {columns} |")
     print("|---" * (4 + len(names)) + "|")
     for x in out:
         cells = [f"{x[f'{n}_bpp']:.3f} / {x[f'{n}_psnr']:.2f} ({x[f'{n}_setting']})" for n in names]

@@ -36,7 +36,7 @@ def table(folder: Path) -> str:
             lines.append(f"| {name} | {rate} | {dpsnr} | {note} |")
     machines = "; ".join(
         f"{m['processor']}, {m['device']}"
-        f"{', %d CPUs' % m['cpu_count'] if m.get('cpu_count') else ''}, torch {m['torch']} with "
+        f"{(', ' + str(m['cpu_count']) + ' CPUs') if m.get('cpu_count') else ''}, torch {m['torch']} with "
         f"{m['torch_threads']} thread(s)" for m in s.get("machines") or [s["machine"]])
     lines += ["", f"Command: `{s.get('command')}`", "",
               f"Machine{'s' if len(s.get('machines') or []) > 1 else ''}: {machines}. "

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from combiner import codec, registry
 from combiner.fit import evaluate, fit
 from combiner.tiling import patch_coords, to_patches

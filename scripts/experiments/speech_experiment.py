@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import torch
-
 from combiner import evaluate
 from crop_experiment import DATA_ROOT, parse_override
 

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from combiner import _core
 
 HERE = Path(__file__).parent
