@@ -33,6 +33,7 @@ def run_fit(images: int, steps: int, data: Path, tuned: bool) -> dict:
         assert keep_freed_memory(), "glibc refused the thresholds"
     import numpy as np
     import torch
+
     from combiner import codec, fit, media, quality
     from combiner.tiling import patch_coords, to_patches
 

@@ -42,6 +42,7 @@ def best_of(repeat: int, fn) -> float:
 def torch_reconstruction(prior, weights, header):
     """The PyTorch reconstruction: every patch's network in one batched pass."""
     import torch
+
     from combiner.inr import network_forward
     from combiner.tiling import from_patches, patch_coords
 

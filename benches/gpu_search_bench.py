@@ -18,6 +18,7 @@ import resource
 import time
 
 import numpy as np
+
 from combiner import gpu_search, rec
 
 

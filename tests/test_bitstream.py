@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import zlib
 
-import combiner
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import combiner
 from combiner import bitstream
 from combiner.bitstream import Header
 from combiner.errors import (
@@ -17,8 +20,6 @@ from combiner.errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 FUZZ_INPUTS = 30_000  # mutated or truncated bitstreams tried by test_fuzz_mutations
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import combiner
 import numpy as np
 import pytest
 import torch
+
+import combiner
 from combiner import blocks, codec, decoder
 from combiner.fit import block_kl
 from test_codec import FAST, tiny_prior

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-import combiner
 import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
+
+import combiner
 from combiner import cli, codec, decoder
 from combiner.inr import INRConfig, siren_init
 from combiner.prior import Prior
 from combiner.prior_learning import initial_prior, make_partition
-from PIL import Image
 
 torch.set_num_threads(1)
 

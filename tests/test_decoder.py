@@ -6,9 +6,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import combiner
 import numpy as np
 import pytest
+
+import combiner
 from combiner import _core, bitstream, decoder, registry
 
 DATA = Path(__file__).parent / "data"

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from combiner import baselines, cli, evaluate, media, rd, registry
 from PIL import Image
+
+from combiner import baselines, cli, evaluate, media, rd, registry
 from test_quality import smooth_image
 
 torch.set_num_threads(1)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from combiner.fit import block_kl, evaluate, fit, pick_device, weighted_mse
 from combiner.inr import BayesianINR, INRConfig
 from combiner.tiling import patch_coords, to_patches

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from combiner import _core, rec
 
 VECTORS = Path(__file__).parent / "vectors"

@@ -13,6 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
+
 from combiner import _core, gpu_search, rec
 
 C = ctypes
@@ -142,6 +143,7 @@ def test_cuda_search_gives_the_rust_indices():
 
 def test_the_encoder_searches_on_the_cpu_unless_told_and_able():
     import torch
+
     from combiner import codec
 
     assert codec.block_search("cpu", torch.device("cpu")) is rec.encode_blocks

@@ -10,14 +10,15 @@ import stat
 import struct
 import zlib
 
-import combiner
 import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image, ImageOps
+
+import combiner
 from combiner import cli, evaluate, fileio, media, rd
 from combiner.errors import ImageTooLargeError, InputError, OutputError
-from PIL import Image, ImageOps
 from test_codec import tiny_prior
 
 torch.set_num_threads(1)

@@ -4,6 +4,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+
 from combiner.errors import PriorFormatError
 from combiner.inr import INRConfig, identity_mix, init_bounds
 from combiner.prior import Prior

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import combiner
 import numpy as np
 import pytest
 import soundfile
 import torch
+from PIL import Image
+
+import combiner
 from combiner import cli, families, media, quality, registry
 from combiner.options import EncodeOptions
-from PIL import Image
 
 torch.set_num_threads(1)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from combiner import rec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from combiner import rec
 
 
 def random_block(rng: np.random.Generator, d: int, scale: float, shrink: tuple[float, float]):

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import spec_decoder
 import torch
+from PIL import Image
+from safetensors.numpy import save
+
+import spec_decoder
 from combiner import _core, codec, evaluate, families, quality, registry
 from combiner.errors import PriorFormatError
 from combiner.media import Signal
 from combiner.options import EncodeOptions, EncoderSettings
 from combiner.prior import Prior, _read_metadata
-from PIL import Image
-from safetensors.numpy import save
 from test_codec import tiny_prior
 from test_quality import smooth_image
 

@@ -7,10 +7,11 @@ import json
 import os
 from pathlib import Path
 
-import combiner
 import numpy as np
 import pytest
 import torch
+
+import combiner
 from combiner import cli, registry
 
 torch.set_num_threads(1)

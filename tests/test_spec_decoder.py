@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 import spec_decoder as sd
 from combiner import _core
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from combiner.tiling import from_patches, patch_coords, patch_grid, to_patches
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from combiner.prior import Prior
 from PIL import Image
+
+from combiner.prior import Prior
 
 SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
 
@@ -67,6 +68,7 @@ def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_override
     mixing matrices, from the recipe's own starting beta; --patch, --bits and --config replace
     the recipe's for experiments."""
     import soundfile as sf
+
     from combiner.api import CONFIGS
 
     folder = tmp_path / "data" / "audio" / "librispeech_train-clean-100"

@@ -35,6 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+
 from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
 from combiner.families import FAMILIES

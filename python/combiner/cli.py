@@ -24,7 +24,7 @@ def _encode(args: argparse.Namespace) -> None:
     output = fileio.check_output(args.output, inputs=[args.input])  # before minutes of fitting
     data, report = api.encode_file(args.input, prior=args.prior, quality=args.quality, **_overrides(
         fit_steps=args.steps, refine_steps=args.refine_steps, spread_blocks=_spread(args.blocks),
-        seed=args.seed, device=args.device, progress=not args.quiet))
+        seed=args.seed, device=args.device, threads=args.threads, progress=not args.quiet))
     fileio.write_bytes(output, data)
     if not args.quiet:
         print(report)
@@ -48,6 +48,12 @@ def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
                              "format version 2); default: the setting stored in the prior")
 
 
+def _add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for fitting and the search (default: $COMBINER_THREADS, else "
+                             "the free cores, at most what the signal's size can use)")
+
+
 def _decode(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     fileio.check_output(args.output, inputs=[args.input])
@@ -66,7 +72,7 @@ def _demo(args: argparse.Namespace) -> None:
     source = args.image or str(resources.files("combiner") / "samples" / "cifar10-test-00000.png")
     t0 = time.perf_counter()
     data, report = api.encode_file(source, prior=args.prior, quality=args.quality,
-                                   progress=not args.quiet)
+                                   **_overrides(threads=args.threads, progress=not args.quiet))
     t1 = time.perf_counter()
     decoded = api.decode(data)
     t2 = time.perf_counter()
@@ -112,7 +118,7 @@ def _eval(args: argparse.Namespace) -> None:
     levels = [] if args.no_combiner else (args.prior or args.quality)
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
     overrides = _overrides(fit_steps=args.steps, refine_steps=args.refine_steps, device=args.device,
-                           search=args.search, spread_blocks=_spread(args.blocks))
+                           search=args.search, spread_blocks=_spread(args.blocks), threads=args.threads)
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
@@ -160,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--refine-steps", type=int, default=None,
                    help="fine-tuning steps after each coded round of blocks (default: the prior's)")
     e.add_argument("--seed", type=int, default=0)
+    _add_threads_option(e)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     _add_blocks_option(e)
     e.set_defaults(func=_encode)
@@ -172,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_decode)
 
     m = sub.add_parser("demo", help="encode + decode a sample image with a shipped prior")
+    _add_threads_option(m)
     m.add_argument("image", nargs="?", default=None, help="an RGB image (default: a bundled sample)")
     demo_choice = m.add_mutually_exclusive_group()
     demo_choice.add_argument("--prior", default=None, help="shipped prior name or prior file")
@@ -198,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="only the first N items (by name)")
     ev.add_argument("--seconds", type=float, default=None, help="cut audio clips to this length")
     ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
+    _add_threads_option(ev)
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
     _add_blocks_option(ev)
     ev.add_argument("--device", default=None)

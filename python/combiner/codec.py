@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from combiner import _core, bitstream, blocks, decoder, gpu_search, rec
+from combiner import _core, bitstream, blocks, decoder, gpu_search, rec, threads
 from combiner.bitstream import Header
 from combiner.decoder import rate_of
 from combiner.fit import fit, pick_device
@@ -130,16 +130,18 @@ def encode_signals(signals: list[Signal], prior: Prior,
     model = initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(_fit_assignment(prior, layouts, opts.spread_blocks))
     beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
-    common: dict[str, Any] = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits, weights=weights,
-                  pixel_fraction=opts.pixel_fraction)
+    common: dict[str, Any] = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits,
+                                  weights=weights, pixel_fraction=opts.pixel_fraction)
+    n_threads = threads.resolve(opts.threads, math.ceil(targets.shape[0] * targets.shape[1] * opts.pixel_fraction))
 
     t0 = time.perf_counter()
-    beta_t = fit(model, coords, targets, prior, block_index, steps=opts.fit_steps, lr=opts.lr,
-                 beta=beta, control_every=opts.control_every, seed=opts.seed,
-                 progress=opts.progress, **common)
-    t1 = time.perf_counter()
-    final, indices = _code_progressively(model, prior, coords, targets, block_index, beta_t,
-                                         layouts, opts, common)
+    with threads.torch_threads(n_threads):
+        beta_t = fit(model, coords, targets, prior, block_index, steps=opts.fit_steps, lr=opts.lr,
+                     beta=beta, control_every=opts.control_every, seed=opts.seed,
+                     progress=opts.progress, **common)
+        t1 = time.perf_counter()
+        final, indices = _code_progressively(model, prior, coords, targets, block_index, beta_t,
+                                             layouts, opts, common, n_threads)
     t2 = time.perf_counter()
 
     results, start = [], 0
@@ -170,7 +172,7 @@ def _fit_assignment(prior: Prior, layouts: list[blocks.BlockLayout], spread: boo
 
 
 def _code_progressively(model, prior, coords, targets, block_index, beta, layouts, opts,
-                        common) -> tuple[np.ndarray, list[np.ndarray]]:
+                        common, n_threads: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
     rest; repeat for every round (see `combiner.blocks`).
 
@@ -196,6 +198,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
             mu[flat], np.maximum(sigma[flat], SIGMA_FLOOR), prior.mean[flat % D], prior.std[flat % D],
             np.concatenate([sizes for _, sizes in parts]), seed=opts.seed,
             block_ids=np.concatenate(ids), kappa=prior.kappa, early_stop=opts.early_stop,
+            threads=n_threads,
         )
         start = 0
         for signal_indices, bs in zip(indices, ids):
@@ -221,7 +224,7 @@ def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchRes
     if where == "gpu" and not gpu_search.available():
         raise RuntimeError("search='gpu' needs a CUDA GPU and CuPy (pip install cupy-cuda12x)")
     if where == "gpu" or (where == "auto" and device.type == "cuda" and gpu_search.available()):
-        def on_gpu(*args, early_stop: bool = True, **kwargs) -> rec.BatchResult:
+        def on_gpu(*args, early_stop: bool = True, threads: int | None = None, **kwargs) -> rec.BatchResult:
             return gpu_search.encode_blocks(*args, **kwargs)  # scores every candidate anyway
         return on_gpu
     return rec.encode_blocks

@@ -92,6 +92,9 @@ class EncodeOptions(EncoderSettings):
     early_stop: bool = True  # stop each block's search once no candidate can win (same indices)
     progress: bool = True
     search: Search = "auto"
+    # Threads for fitting and for the search (one after the other); None: combiner.threads picks
+    # from the free cores and the size of the signal.
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,6 +105,8 @@ class EncodeOptions(EncoderSettings):
         _flag(self, "progress")
         if self.search not in get_args(Search):
             raise ValueError(f"search must be 'auto', 'cpu' or 'gpu', not {self.search!r}")
+        if self.threads is not None:
+            _integer(self, "threads", 1, 4096)
 
 
 def _integer(obj: object, name: str, lo: int, hi: int) -> None:

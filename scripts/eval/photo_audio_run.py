@@ -21,12 +21,13 @@ import resource
 import time
 from pathlib import Path
 
-import combiner
 import numpy as np
 import torch
+from PIL import Image
+
+import combiner
 from combiner import codec, media
 from combiner.api import learn_prior_from_folder
-from PIL import Image
 
 # The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
 DATA_ROOT = Path(os.environ.get("COMBINER_DATA")

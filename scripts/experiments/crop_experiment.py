@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+
 from combiner import codec, quality, registry
 from combiner.media import image_from_array
-from PIL import Image
 
 # The evaluation data: $COMBINER_DATA, or else ../shared/data next to the repository.
 DATA_ROOT = Path(os.environ.get("COMBINER_DATA")

@@ -12,14 +12,15 @@ import sys
 import time
 from pathlib import Path
 
-import combiner
 import numpy as np
 import torch
+from PIL import Image
+
+import combiner
 from combiner.api import encode_detailed
 from combiner.inr import BayesianINR
 from combiner.media import to_output
 from combiner.registry import resolve
-from PIL import Image
 
 photo = sorted(Path(sys.argv[1]).glob("*.png"))[0]
 crop = np.asarray(Image.open(photo).convert("RGB"))[200:264, 300:396]

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crop_experiment import DATA_ROOT, centre_crop
+
 from combiner import codec, registry
 from combiner.fit import evaluate, fit
 from combiner.tiling import patch_coords, to_patches
-from crop_experiment import DATA_ROOT, centre_crop
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from combiner import codec, rec
 
 CANDIDATES = 1 << 16

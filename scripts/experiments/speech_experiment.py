@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 
 import torch
-from combiner import evaluate
 from crop_experiment import DATA_ROOT, parse_override
+
+from combiner import evaluate
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
 from combiner import _core
 
 HERE = Path(__file__).parent
