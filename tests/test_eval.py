@@ -41,7 +41,7 @@ def test_rows_cover_every_codec_setting_and_item(image_eval):
         assert int(r["bytes"]) > 0 and r["unit"] == "bpp"
         assert math.isclose(float(r["rate"]), 8 * int(r["bytes"]) / 1024)
         # combiner rows name the exact prior (its content-hash id), baseline rows none
-        expected_prior = registry.resolve(r["setting"]).prior_id if r["codec"] == "combiner" else ""
+        expected_prior = registry.resolve(r["setting"]).hash_hex if r["codec"] == "combiner" else ""
         assert r["prior"] == expected_prior
 
 

@@ -88,7 +88,7 @@ def test_save_load_roundtrip_and_hash(tmp_path):
     for name in ("mean", "std", "block_index"):
         assert np.array_equal(getattr(p, name), getattr(q, name))
     assert len(p.content_hash()) == 32
-    assert p.content_hash() == q.content_hash() and p.prior_id == q.prior_id and len(p.prior_id) == 16
+    assert p.content_hash() == q.content_hash() and p.hash_hex == q.hash_hex and len(p.hash_hex) == 16
     # kind key order does not matter; any content change does.
     r = make_prior(kind=dict(reversed(list(p.kind.items()))))
     assert r.content_hash() == p.content_hash()

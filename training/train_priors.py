@@ -68,7 +68,7 @@ def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | l
         path = out / f"{prior.kind['name']}.round{round_index + 1:03d}.safetensors"
         prior.save(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
-        print(json.dumps(dict(prior=prior.kind["name"], rounds=round_index + 1, hash=prior.prior_id,
+        print(json.dumps(dict(prior=prior.kind["name"], rounds=round_index + 1, hash=prior.hash_hex,
                               train_bits_per_patch=prior.kind.get("train_bits_per_patch"))), flush=True)
 
 
@@ -108,7 +108,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
         path = out / f"{prior.kind['name']}.safetensors"
         prior.save(path)
         rows.append(dict(prior=prior.kind["name"], bits_per_patch=prior.kind["bits_per_patch"],
-                         blocks=prior.num_blocks, hash=prior.prior_id, learn_s=round(seconds, 1)))
+                         blocks=prior.num_blocks, hash=prior.hash_hex, learn_s=round(seconds, 1)))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -127,7 +127,7 @@ def write_settings(family: str, out: Path) -> list[dict]:
             raise SystemExit(f"{path}: writing the encoder settings would change the content hash")
         path.with_suffix(".tmp").write_bytes(data)
         path.with_suffix(".tmp").replace(path)
-        rows.append(dict(prior=name, hash=prior.prior_id, encoder=prior.encoder.to_dict()))
+        rows.append(dict(prior=name, hash=prior.hash_hex, encoder=prior.encoder.to_dict()))
         print(json.dumps(rows[-1]), flush=True)
     return rows
 

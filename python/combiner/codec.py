@@ -59,8 +59,8 @@ def _patch_shape(prior: Prior) -> tuple[int, ...]:
 
 
 def prior_name(prior: Prior) -> str:
-    """The id a bitstream records: the prior's name if it has one, else its hash prefix."""
-    return str(prior.kind.get("name") or prior.prior_id)
+    """A label for messages and result rows: the prior's name, else its hash prefix."""
+    return str(prior.kind.get("name") or prior.hash_hex)
 
 
 def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Header:
@@ -72,7 +72,7 @@ def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Hea
     return Header(modality=signal.modality, kappa=prior.kappa, height=h, width=w, channels=c,
                   sample_rate=signal.sample_rate, seed=seed,
                   prior_hash=prior.content_hash()[:bitstream.PRIOR_HASH_LEN],
-                  prior_id=prior_name(prior), spread_blocks=spread_blocks)
+                  prior_id=str(prior.kind.get("name") or ""), spread_blocks=spread_blocks)
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:

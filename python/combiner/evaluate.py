@@ -112,7 +112,7 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
             decoded = media.to_output(decoder.decode(res.data, prior).signal())
             decode_s = time.perf_counter() - t1
             rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s,
-                             decode_s, prior=prior.prior_id))
+                             decode_s, prior=prior.hash_hex))
         if progress:
             tqdm.write(f"combiner {codec.prior_name(prior)}: {', '.join(it.name for it in batch[:3])}"
                        f"{' ...' if len(batch) > 3 else ''} coded")
@@ -135,7 +135,7 @@ def _batches(items: list[Item], level: int | str, overrides: dict, done: frozens
         prior, options = resolved[key]
         if ("combiner", codec.prior_name(prior), it.name) in done:
             continue
-        groups.setdefault(prior.prior_id, (prior, options, []))[2].append(it)
+        groups.setdefault(prior.hash_hex, (prior, options, []))[2].append(it)
     for prior, options, members in groups.values():
         patch = prior.kind.get("patch_shape", [1])
         batch: list = []

@@ -205,8 +205,9 @@ class Prior:
         return h.digest()
 
     @property
-    def prior_id(self) -> str:
-        """Short printable id: the first 16 hex digits (64 bits) of `content_hash`."""
+    def hash_hex(self) -> str:
+        """The first 16 hex digits (64 bits) of `content_hash`: the ``prior_hash`` a bitstream
+        records, printed. (A bitstream's ``prior_id`` is the prior's name, ``kind["name"]``.)"""
         return self.content_hash().hex()[:16]
 
 
