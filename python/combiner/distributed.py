@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["active", "barrier", "broadcast_object", "device_for_rank", "finish", "gather_objects",
-           "init_from_env", "is_main", "rank", "share", "sum_across", "weighted_average", "world_size",
-           "TIMEOUT"]
+           "init_from_env", "is_main", "launched_ranks", "rank", "share", "sum_across", "weighted_average",
+           "world_size", "TIMEOUT"]
 
 # How long a rank waits for the others at a collective (a rank that codes a long batch keeps the
 # others waiting at the end of `combiner eval`). torch.distributed's default is 30 minutes.
@@ -65,6 +65,15 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def launched_ranks() -> int:
+    """The number of processes the launcher started (``WORLD_SIZE``, set by ``torchrun``); 1
+    without a launcher. Unlike :func:`world_size` it needs no process group."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 def active() -> bool:
     """Whether work is split: a process group of more than one rank is initialised."""
     return world_size() > 1
@@ -76,7 +85,7 @@ def init_from_env() -> bool:
     backend. Returns whether a process group of more than one rank is now initialised; does
     nothing when one already is or when the environment names a single process."""
     global _STARTED_HERE
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    if launched_ranks() <= 1:
         return active()
     import torch.distributed as dist
 
