@@ -118,6 +118,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
     ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
     """
+    from dataclasses import replace
+
     import torch
 
     from combiner import prior_learning
@@ -130,7 +132,7 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     def named(learned):  # a list holds one prior per rate: NAME-q0, NAME-q1 ...
         if isinstance(learned, list):
             for q, p in enumerate(learned):
-                p.kind["name"] = f"{kind['name']}-q{q}"
+                p.kind = replace(p.kind, name=f"{kind['name']}-q{q}")
         return learned
 
     return named(prior_learning.learn_prior(
