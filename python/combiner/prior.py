@@ -8,8 +8,7 @@ the very same prior file (checked through `content_hash`).
 
 File format: safetensors with tensors `mean` (float32 [D]), `std` (float32 [D]) and
 `block_index` (int64 [D]), and string metadata `format` = "combiner-prior", `version` = "1",
-`config` (INRConfig JSON; its latent fields appear only when the network has latents, and D
-counts them), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape, name and
+`config` (INRConfig JSON), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape, name and
 how the prior was learned; `PriorKind` lists its keys, and a file with any other is refused).
 Version "2" adds one tensor, `mix` (float32 [K]): the learned mixing matrices of the linear
 reparameterisation (see `combiner.inr`); a prior without them is written as version "1", byte for
