@@ -1,23 +1,11 @@
 """The prior-training script's plumbing: recipes, level selection and per-round checkpoints."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from combiner.prior import Prior
-
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
-
-
-@pytest.fixture(scope="module")
-def train_priors():
-    spec = importlib.util.spec_from_file_location("train_priors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
