@@ -40,14 +40,14 @@ def run_fit(images: int, steps: int, data: Path, tuned: bool) -> dict:
     torch.set_num_threads(1)
     signals = [media.read(p) for p in sorted(data.glob("*.png"))[:images]]
     prior, opts = quality.resolve(signals[0], quality=1)
-    patch = codec._patch_shape(prior)
+    patch = prior.kind.patch_shape
     cut = [to_patches(s.values, patch) for s in signals]
     targets = torch.from_numpy(np.concatenate([v for v, _ in cut]))
     weights = torch.from_numpy(np.concatenate([w for _, w in cut]))
     model = codec.initial_model(prior, targets.shape[0], opts, torch.device("cpu"))
     before, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     fit.fit(model, patch_coords(patch), targets, prior, torch.from_numpy(prior.block_index),
-            steps=steps, lr=opts.lr, beta=float(prior.kind["beta"]), weights=weights,
+            steps=steps, lr=opts.lr, beta=float(prior.kind.beta or 1e-6), weights=weights,
             pixel_fraction=opts.pixel_fraction)
     seconds, after = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF)
     return dict(keep_freed_memory=tuned, images=images, patches=int(targets.shape[0]), steps=steps,

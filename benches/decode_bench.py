@@ -46,7 +46,7 @@ def torch_reconstruction(prior, weights, header):
     from combiner.inr import network_forward
     from combiner.tiling import from_patches, patch_coords
 
-    patch = tuple(prior.kind["patch_shape"])
+    patch = prior.kind.patch_shape
     coords = patch_coords(patch)
     freqs = torch.from_numpy(prior.config.frequencies()).to(torch.float32)
     with torch.no_grad():

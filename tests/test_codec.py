@@ -13,7 +13,7 @@ from PIL import Image
 import combiner
 from combiner import cli, codec, decoder
 from combiner.inr import INRConfig, siren_init
-from combiner.prior import Prior
+from combiner.prior import Prior, PriorKind
 from combiner.prior_learning import initial_prior, make_partition
 
 torch.set_num_threads(1)
@@ -29,7 +29,7 @@ def tiny_prior(modality: str, patch: tuple[int, ...], name: str, kappa: int = 8)
     mean = siren_init(config, 1, torch.Generator().manual_seed(0))[0].numpy()
     std = initial_prior(config)[1]
     block_index = make_partition(np.full(d, 0.25), kappa=kappa, max_block_size=25, seed=1)
-    kind = {"modality": modality, "patch_shape": list(patch), "name": name, "beta": 1e-4}
+    kind = PriorKind(modality, patch, name=name, beta=1e-4)
     return Prior(config, mean, std, block_index, kappa=kappa, seed=0, kind=kind)
 
 
@@ -64,7 +64,7 @@ def test_a_prior_with_mixing_matrices_round_trips(image_prior):
     """The decoder applies the prior's mixing matrices: its output is the encoder's, and differs
     from the same weights run without them."""
     mixed = Prior(image_prior.config, image_prior.mean, image_prior.std, image_prior.block_index,
-                  kappa=image_prior.kappa, kind={**image_prior.kind, "name": "tiny-mixed"},
+                  kappa=image_prior.kappa, kind=dataclasses.replace(image_prior.kind, name="tiny-mixed"),
                   mix=combiner.inr.identity_mix(image_prior.config).numpy()
                   + 0.2 * np.random.default_rng(4).standard_normal(image_prior.config.mix_size).astype(np.float32))
     img = np.random.default_rng(5).integers(0, 256, (20, 24, 3), dtype=np.uint8)
@@ -196,14 +196,14 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
             "--name", "ramps"]
     assert cli.main(args) == 0
     prior = Prior.load(prior_path)
-    assert prior.kind["name"] == "ramps" and prior.kind["patch_shape"] == [16, 16]
+    assert prior.kind.name == "ramps" and prior.kind.patch_shape == (16, 16)
     data = combiner.encode(folder / "0.png", prior=prior_path, **FAST)
     assert combiner.decode(data, prior=prior).shape == (16, 16, 3)
     # Learned for a rate: the partition follows it and the learning records where it got to.
     assert cli.main(args + ["--bits-per-patch", "40"]) == 0
     targeted = Prior.load(prior_path)
-    assert targeted.kind["bits_per_patch"] == 40.0 and "train_bits_per_patch" in targeted.kind
-    assert targeted.kind["beta"] != 1e-5 and 4 <= targeted.num_blocks <= 6
+    assert targeted.kind.bits_per_patch == 40.0 and targeted.kind.train_bits_per_patch is not None
+    assert targeted.kind.beta != 1e-5 and 4 <= targeted.num_blocks <= 6
 
 
 def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):

@@ -153,8 +153,8 @@ def test_learn_prior_on_two_ranks_learns_the_one_process_prior(two_ranks):
         np.testing.assert_allclose(prior.mean, one.mean, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(prior.std, one.std, rtol=1e-6)
         np.testing.assert_array_equal(prior.block_index, one.block_index)
-        assert prior.kind["beta"] == pytest.approx(one.kind["beta"], rel=1e-6)
-        assert prior.kind["train_bits_per_patch"] == pytest.approx(one.kind["train_bits_per_patch"], abs=0.1)
+        assert prior.kind.beta == pytest.approx(one.kind.beta, rel=1e-6)
+        assert prior.kind.train_bits_per_patch == pytest.approx(one.kind.train_bits_per_patch, abs=0.1)
     for key in ("plain", "mixed"):  # the same prior on every rank
         assert Prior.from_bytes(two_ranks[0][key]).content_hash() == Prior.from_bytes(two_ranks[1][key]).content_hash()
     assert two_ranks[0]["rounds"] == [0, 1] and two_ranks[1]["rounds"] == []  # on_round: rank 0 only
@@ -188,7 +188,8 @@ def learned(folders):
 
 
 def _rows(out: Path) -> list[tuple]:
-    return [(r["codec"], r["setting"], r["item"], r["bytes"], r["psnr"]) for r in evaluate.read_journal(out / "rows.jsonl")]
+    rows = evaluate.read_journal(out / "rows.jsonl")
+    return [(r["codec"], r["setting"], r["item"], r["bytes"], r["psnr"]) for r in rows]
 
 
 def test_torchrun_learn_prior_and_eval(folders, learned):
@@ -279,4 +280,4 @@ def test_train_priors_under_torchrun_writes_the_one_process_prior(tmp_path):
     two = Prior.load(tmp_path / "two" / "thumbnail-q0.safetensors")
     np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(two.block_index, one.block_index)
-    assert math.isclose(two.kind["beta"], one.kind["beta"], rel_tol=1e-6)
+    assert math.isclose(two.kind.beta, one.kind.beta, rel_tol=1e-6)

@@ -1,13 +1,17 @@
+import dataclasses
 import json
+import math
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from combiner import _core
 from combiner.errors import PriorFormatError
 from combiner.inr import INRConfig, identity_mix, init_bounds
-from combiner.prior import Prior
+from combiner.prior import Prior, PriorKind, _read_metadata
 from combiner.prior_learning import initial_prior, learn_prior, make_partition, update_prior
 from combiner.tiling import patch_coords, to_patches
 
@@ -23,7 +27,7 @@ def make_prior(seed=0, kind=None):
     g = np.random.default_rng(seed)
     return Prior(TINY, g.normal(size=D), g.uniform(0.01, 0.1, size=D),
                  make_partition(g.uniform(0, 2, size=D), 16, seed=seed), kappa=16, seed=seed,
-                 kind=kind if kind is not None else {"modality": "image", "patch_shape": [8, 8], "name": "t"})
+                 kind=kind if kind is not None else PriorKind("image", (8, 8), name="t"))
 
 
 def test_update_prior_closed_form():
@@ -89,9 +93,10 @@ def test_save_load_roundtrip_and_hash(tmp_path):
         assert np.array_equal(getattr(p, name), getattr(q, name))
     assert len(p.content_hash()) == 32
     assert p.content_hash() == q.content_hash() and p.hash_hex == q.hash_hex and len(p.hash_hex) == 16
-    # kind key order does not matter; any content change does.
-    r = make_prior(kind=dict(reversed(list(p.kind.items()))))
+    # Any content change changes the hash.
+    r = make_prior()
     assert r.content_hash() == p.content_hash()
+    assert make_prior(kind=PriorKind("image", (8, 8), name="u")).content_hash() != p.content_hash()
     r.mean = r.mean.copy()
     r.mean[3] = np.nextafter(r.mean[3], np.float32(np.inf))
     assert r.content_hash() != p.content_hash()
@@ -154,6 +159,21 @@ def test_load_refuses_malformed(tmp_path):
         "kappa unicode digits": _rebuild(tens, {**meta, "kappa": "\u0661\u0666"}),
         "seed negative": _rebuild(tens, {**meta, "seed": "-1"}),
         "kind not object": _rebuild(tens, {**meta, "kind": "[1]"}),
+        "kind unknown key": _rebuild(tens, {**meta, "kind": _kind_json(sample_rate=16000)}),
+        "kind no modality": _rebuild(tens, {**meta, "kind": _kind_json(modality=None)}),
+        "kind no patch": _rebuild(tens, {**meta, "kind": _kind_json(patch_shape=None)}),
+        "kind audio for 2-d": _rebuild(tens, {**meta, "kind": _kind_json(modality="audio", patch_shape=[8])}),
+        "kind patch axes": _rebuild(tens, {**meta, "kind": _kind_json(patch_shape=[8, 8, 8])}),
+        "kind patch zero": _rebuild(tens, {**meta, "kind": _kind_json(patch_shape=[0, 8])}),
+        "kind patch float": _rebuild(tens, {**meta, "kind": _kind_json(patch_shape=[8.0, 8])}),
+        "kind empty name": _rebuild(tens, {**meta, "kind": _kind_json(name="")}),
+        "kind name number": _rebuild(tens, {**meta, "kind": _kind_json(name=3)}),
+        "kind beta zero": _rebuild(tens, {**meta, "kind": _kind_json(beta=0)}),
+        "kind beta string": _rebuild(tens, {**meta, "kind": _kind_json(beta="1e-5")}),
+        "kind beta NaN": _rebuild(tens, {**meta, "kind": '{"beta":NaN,"modality":"image","patch_shape":[8,8]}'}),
+        "kind rate negative": _rebuild(tens, {**meta, "kind": _kind_json(train_bits_per_patch=-1.0)}),
+        "kind null rate": _rebuild(tens, {**meta, "kind": '{"bits_per_patch":null,"modality":"image",'
+                                                            '"patch_shape":[8,8]}'}),
         "missing tensor": _rebuild({"mean": p.mean, "std": p.std}, meta),
         "extra tensor": _rebuild({**tens, "x": p.mean}, meta),
         "wrong dtype": _rebuild({**tens, "mean": p.mean.astype(np.float64)}, meta),
@@ -183,6 +203,102 @@ def test_load_refuses_malformed(tmp_path):
         assert q.content_hash() != p.content_hash()
 
 
+def _kind_json(**changes) -> str:
+    """The canonical ``kind`` JSON of `make_prior`'s prior with ``changes`` (None: key removed)."""
+    kind = {"modality": "image", "patch_shape": [8, 8], "name": "t", **changes}
+    return json.dumps({k: v for k, v in kind.items() if v is not None}, sort_keys=True, separators=(",", ":"))
+
+
+def test_prior_kind_checks_its_fields():
+    kind = PriorKind("audio", [800], name="speech-q1", beta=1e-5, bits_per_patch=600, train_bits_per_patch=0)
+    assert kind.patch_shape == (800,) and kind.bits_per_patch == 600 and kind.train_bits_per_patch == 0
+    assert PriorKind("image", (np.int64(16), 16), beta=np.float32(0.5)) == PriorKind("image", (16, 16), beta=0.5)
+    assert type(PriorKind("image", (16, 16), beta=np.float64(2.0)).beta) is float
+    bad = [
+        dict(modality="video", patch_shape=(8,)),
+        dict(modality="image", patch_shape=(8,)),
+        dict(modality="audio", patch_shape=(8, 8)),
+        dict(modality="image", patch_shape=(8, 0)),
+        dict(modality="image", patch_shape=(8, 65537)),
+        dict(modality="image", patch_shape=(8, 8.0)),
+        dict(modality="image", patch_shape=(8, True)),
+        dict(modality="image", patch_shape="88"),
+        dict(modality="image", patch_shape=(8, 8), name=None),
+        dict(modality="image", patch_shape=(8, 8), beta=0.0),
+        dict(modality="image", patch_shape=(8, 8), beta=-1e-5),
+        dict(modality="image", patch_shape=(8, 8), beta=math.inf),
+        dict(modality="image", patch_shape=(8, 8), beta=True),
+        dict(modality="image", patch_shape=(8, 8), beta="1e-5"),
+        dict(modality="image", patch_shape=(8, 8), bits_per_patch=0),
+        dict(modality="image", patch_shape=(8, 8), train_bits_per_patch=math.nan),
+        dict(modality="image", patch_shape=(8, 8), train_bits_per_patch=-0.5),
+    ]
+    for fields in bad:
+        with pytest.raises(ValueError):
+            PriorKind(**fields)
+    assert PriorKind("image", (1, 65536)).patch_shape == (1, 65536)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        kind.name = "other"  # type: ignore[misc]
+
+
+def test_prior_kind_writes_back_the_json_it_read():
+    """to_dict gives the very object from_dict read: the same keys, ints as ints, floats as
+    floats, absent fields left out; an unnamed kind has no name key."""
+    for text in ('{"modality":"audio","patch_shape":[1600]}',
+                 '{"beta":1e-05,"bits_per_patch":600,"modality":"audio","name":"s","patch_shape":[800]}',
+                 '{"beta":2,"bits_per_patch":600.0,"modality":"image","name":"p","patch_shape":[64,32],'
+                 '"train_bits_per_patch":0.0}'):
+        values = json.loads(text)
+        kind = PriorKind.from_dict(values)
+        assert kind.to_dict() == values
+        assert json.dumps(kind.to_dict(), sort_keys=True, separators=(",", ":")) == text
+    assert PriorKind("image", (8, 8)).to_dict() == {"modality": "image", "patch_shape": [8, 8]}
+    assert PriorKind.from_dict({"modality": "image", "patch_shape": [8, 8], "bits_per_patch": 40}).bits_per_patch == 40
+    for values in ({"modality": "image"}, {"patch_shape": [8]}, [1], "image",
+                   {"modality": "image", "patch_shape": [8, 8], "sample_rate": 16000},
+                   {"modality": "image", "patch_shape": [8, 8], "beta": None},
+                   {"modality": "image", "patch_shape": [8, 8], "name": ""},
+                   {"modality": "image", "patch_shape": (8, 8)}):
+        with pytest.raises(ValueError):
+            PriorKind.from_dict(values)
+
+
+def test_a_prior_needs_a_prior_kind_that_fits_its_network():
+    p = make_prior()
+    with pytest.raises(PriorFormatError, match="PriorKind"):
+        make_prior(kind={"modality": "image", "patch_shape": [8, 8]})
+    with pytest.raises(PriorFormatError, match="in_dim"):
+        make_prior(kind=PriorKind("audio", (64,)))
+    with pytest.raises(TypeError):
+        Prior(p.config, p.mean, p.std, p.block_index)  # kind is required
+
+
+PRIORS_DIR = Path(_core.__file__).with_name("priors")
+SHIPPED_AND_RETIRED = sorted(PRIORS_DIR.rglob("*.safetensors"))
+
+
+def test_every_prior_file_is_checked():
+    assert len([p for p in SHIPPED_AND_RETIRED if p.parent == PRIORS_DIR]) >= 12
+    assert len([p for p in SHIPPED_AND_RETIRED if p.parent.name == "retired"]) >= 1
+
+
+@pytest.mark.parametrize("path", SHIPPED_AND_RETIRED, ids=lambda p: str(p.relative_to(PRIORS_DIR)))
+def test_shipped_and_retired_priors_keep_their_hashes_and_metadata(path):
+    """The hash computed from the parsed `PriorKind` is the one of the stored strings (the Rust
+    core's), and a retired file's name holds it; load -> save -> load gives the same metadata
+    strings, byte for byte, and the same prior."""
+    data = path.read_bytes()
+    prior = Prior.load(path)
+    assert prior.content_hash() == _core.prior_content_hash(data)
+    if path.parent.name == "retired":
+        assert path.name.split(".")[1] == prior.content_hash()[:8].hex()
+    saved = prior.to_bytes()
+    assert _read_metadata(saved) == _read_metadata(data)
+    again = Prior.from_bytes(saved)
+    assert again.kind == prior.kind and again.encoder == prior.encoder
+    assert again.content_hash() == prior.content_hash() == _core.prior_content_hash(saved)
+
+
 def sine_patches() -> list:
     """Three smooth 16 x 16 RGB images cut into 8 x 8 training patches."""
     rng = np.random.default_rng(0)
@@ -202,7 +318,7 @@ def test_learn_prior_small():
                   lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=5)
     pr = learn_prior(signals, TINY, **kwargs)
     assert isinstance(pr, Prior)
-    assert pr.kind["modality"] == "image" and pr.kind["patch_shape"] == [8, 8]
+    assert pr.kind.modality == "image" and pr.kind.patch_shape == (8, 8)
     m0, s0 = initial_prior(TINY)
     assert not np.allclose(pr.mean, m0)
     assert np.all(pr.std > 0) and np.all(np.isfinite(pr.mean))
@@ -236,9 +352,9 @@ def test_learn_prior_rate_targeting_reaches_the_rate():
     high = learn_prior(signals, TINY, rate_target_bits=300.0, **kwargs)
     # A target of 100 bits ends near beta 1e-4 here (95 bits, beta 9.6e-5, measured once), so
     # one target lies below the starting beta's rate and one above.
-    assert low.kind["beta"] > 1e-4 > high.kind["beta"]
-    assert 15.0 < low.kind["train_bits_per_patch"] < 45.0
-    assert 200.0 < high.kind["train_bits_per_patch"] < 400.0
+    assert low.kind.beta > 1e-4 > high.kind.beta
+    assert 15.0 < low.kind.train_bits_per_patch < 45.0
+    assert 200.0 < high.kind.train_bits_per_patch < 400.0
 
 
 def test_learn_prior_round_checkpoints_equal_shorter_runs():

@@ -43,8 +43,8 @@ def test_each_family_has_four_levels_whose_rate_rises(family):
     # levels share a network and differ only in what they were learned for.
     for p in priors:
         assert p.mix is not None, p.kind
-        assert 0.8 < p.kind["train_bits_per_patch"] / p.kind["bits_per_patch"] < 1.25, p.kind
-    betas = [p.kind["beta"] for p in priors]
+        assert 0.8 < p.kind.train_bits_per_patch / p.kind.bits_per_patch < 1.25, p.kind
+    betas = [p.kind.beta for p in priors]
     assert betas == sorted(betas, reverse=True), betas  # a higher rate was learned at lower beta
 
 
@@ -55,9 +55,9 @@ def test_shipped_priors_are_their_family(family):
     fam = families.FAMILIES[family]
     for name, bits in zip(fam.levels, fam.training.bits_per_patch):
         prior = combiner.Prior.load(registry.shipped()[name])
-        assert prior.kind["modality"] == fam.modality
-        assert tuple(prior.kind["patch_shape"]) == fam.patch
-        assert prior.kind["bits_per_patch"] == bits
+        assert prior.kind.modality == fam.modality
+        assert prior.kind.patch_shape == fam.patch
+        assert prior.kind.bits_per_patch == bits
         assert prior.config == families.network(fam.config, fam.modality)
         assert prior.encoder == fam.encoder, name
 

@@ -4,9 +4,7 @@ resolver that every entry point (API, CLI, eval) uses."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +23,6 @@ from test_quality import smooth_image
 
 torch.set_num_threads(1)
 
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
 CUSTOM = EncoderSettings(fit_steps=7, refine_steps=0, lr=0.01, pixel_fraction=0.5, spread_blocks=True,
                          beta=2e-6, target_bits=12.5, control_every=3, init_std_ratio=0.25)
 
@@ -152,14 +149,6 @@ def test_eval_encodes_with_the_resolver(photo_items, monkeypatch, level):
         prior, options = resolve(it.signal, **choice, overrides=overrides)
         assert by_item[it.name][0].content_hash() == prior.content_hash()
         assert by_item[it.name][1] == options
-
-
-@pytest.fixture(scope="module")
-def train_priors():
-    spec = importlib.util.spec_from_file_location("train_priors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_training_writes_the_family_settings(train_priors, tmp_path):

@@ -22,16 +22,16 @@ def test_shipped_priors_load_and_are_consistent():
     assert shipped, "the package ships no prior"
     for name, path in shipped.items():
         prior = combiner.Prior.load(path)
-        assert prior.kind["name"] == name  # the id a bitstream records finds this very file
-        assert prior.kind["modality"] in ("image", "audio")
+        assert prior.kind.name == name  # the id a bitstream records finds this very file
+        assert prior.kind.modality in ("image", "audio")
     for stem, path in registry.retired().items():
         prior = combiner.Prior.load(path)
-        assert stem == f"{prior.kind['name']}.{prior.content_hash()[:8].hex()}"
+        assert stem == f"{prior.kind.name}.{prior.content_hash()[:8].hex()}"
 
 
 def test_family_name_picks_the_middle_level():
     names = sorted(n for n in registry.shipped() if n.startswith("thumbnail-q"))
-    assert registry.resolve("thumbnail").kind["name"] == names[len(names) // 2]
+    assert registry.resolve("thumbnail").kind.name == names[len(names) // 2]
     with pytest.raises(ValueError, match="shipped"):
         registry.resolve("no-such-prior")
 

@@ -1,23 +1,11 @@
 """The prior-training script's plumbing: recipes, level selection and per-round checkpoints."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from combiner.prior import Prior
-
-SCRIPT = Path(__file__).resolve().parents[1] / "training" / "train_priors.py"
-
-
-@pytest.fixture(scope="module")
-def train_priors():
-    spec = importlib.util.spec_from_file_location("train_priors", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
@@ -56,7 +44,7 @@ def test_thumbnail_recipe_learns_each_level_at_its_rate(train_priors, tmp_path):
     rows = train_priors.train("thumbnail", tmp_path / "a", tmp_path / "data", "cpu", tiny, levels=[2])
     assert [r["prior"] for r in rows] == ["thumbnail-q2"]
     prior = Prior.load(tmp_path / "a" / "thumbnail-q2.safetensors")
-    assert "train_bits_per_patch" in prior.kind and prior.kind["bits_per_patch"] == 1800.0
+    assert prior.kind.train_bits_per_patch is not None and prior.kind.bits_per_patch == 1800.0
     assert prior.mix is not None
     with pytest.raises(SystemExit):
         train_priors.train("thumbnail", tmp_path / "b", tmp_path / "data", "cpu",
@@ -79,12 +67,12 @@ def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_override
     tiny = dict(iterations=1, steps=2, first_steps=2, per_file=2)
     train_priors.train("speech", tmp_path / "a", tmp_path / "data", "cpu", tiny, levels=[1])
     prior = Prior.load(tmp_path / "a" / "speech-q1.safetensors")
-    assert prior.kind["patch_shape"] == [800] and prior.kind["bits_per_patch"] == 600.0
-    assert prior.mix is not None and "train_bits_per_patch" in prior.kind
+    assert prior.kind.patch_shape == (800,) and prior.kind.bits_per_patch == 600.0
+    assert prior.mix is not None and prior.kind.train_bits_per_patch is not None
     assert prior.config.num_freqs == CONFIGS["audio800"]["num_freqs"]
     assert prior.config.max_freq == CONFIGS["audio800"]["max_freq"]
     train_priors.train("speech", tmp_path / "b", tmp_path / "data", "cpu",
                        {**tiny, "patch": (400,), "bits_per_patch": [100.0, 200.0], "config": "audio"}, levels=[0])
     other = Prior.load(tmp_path / "b" / "speech-q0.safetensors")
-    assert other.kind["patch_shape"] == [400] and other.kind["bits_per_patch"] == 100.0
+    assert other.kind.patch_shape == (400,) and other.kind.bits_per_patch == 100.0
     assert other.config.num_freqs == CONFIGS["audio"]["num_freqs"]

@@ -72,11 +72,11 @@ def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | l
     stopped mid-write leaves whole files."""
     out.mkdir(parents=True, exist_ok=True)
     for prior in with_settings(family, learned):
-        path = out / f"{prior.kind['name']}.round{round_index + 1:03d}.safetensors"
+        path = out / f"{prior.kind.name}.round{round_index + 1:03d}.safetensors"
         prior.save(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
-        print(json.dumps(dict(prior=prior.kind["name"], rounds=round_index + 1, hash=prior.hash_hex,
-                              train_bits_per_patch=prior.kind.get("train_bits_per_patch"))), flush=True)
+        print(json.dumps(dict(prior=prior.kind.name, rounds=round_index + 1, hash=prior.hash_hex,
+                              train_bits_per_patch=prior.kind.train_bits_per_patch)), flush=True)
 
 
 def train(family: str, out: Path, data: Path, device: str | None,
@@ -114,9 +114,9 @@ def train(family: str, out: Path, data: Path, device: str | None,
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for prior in with_settings(family, priors):
-        path = out / f"{prior.kind['name']}.safetensors"
+        path = out / f"{prior.kind.name}.safetensors"
         prior.save(path)
-        rows.append(dict(prior=prior.kind["name"], bits_per_patch=prior.kind["bits_per_patch"],
+        rows.append(dict(prior=prior.kind.name, bits_per_patch=prior.kind.bits_per_patch,
                          blocks=prior.num_blocks, hash=prior.hash_hex, learn_s=round(seconds, 1)))
         print(json.dumps(rows[-1]), flush=True)
     return rows

@@ -10,7 +10,7 @@ Importing combiner and decoding need no PyTorch; encoding and learning priors im
 from combiner.api import decode, encode, learn_prior
 from combiner.errors import FormatError, PriorFormatError, PriorMismatchError
 from combiner.options import EncodeOptions
-from combiner.prior import Prior
+from combiner.prior import Prior, PriorKind
 
 __version__ = "0.2.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "FormatError",
     "Prior",
     "PriorFormatError",
+    "PriorKind",
     "PriorMismatchError",
     "decode",
     "encode",

@@ -122,6 +122,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     ``torch.distributed`` is initialised with several (every rank then calls this with the same
     arguments and gets the same priors; see ``prior_learning.learn_prior``).
     """
+    from dataclasses import replace
+
     import torch
 
     from combiner import prior_learning
@@ -134,7 +136,7 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     def named(learned):  # a list holds one prior per rate: NAME-q0, NAME-q1 ...
         if isinstance(learned, list):
             for q, p in enumerate(learned):
-                p.kind["name"] = f"{kind['name']}-q{q}"
+                p.kind = replace(p.kind, name=f"{kind['name']}-q{q}")
         return learned
 
     return named(prior_learning.learn_prior(

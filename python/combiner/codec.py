@@ -51,16 +51,9 @@ class EncodeResult:
     code_seconds: float
 
 
-def _patch_shape(prior: Prior) -> tuple[int, ...]:
-    patch = prior.kind.get("patch_shape")
-    if not patch:
-        raise ValueError("the prior does not define a patch shape")
-    return tuple(int(p) for p in patch)
-
-
 def prior_name(prior: Prior) -> str:
     """A label for messages and result rows: the prior's name, else its hash prefix."""
-    return str(prior.kind.get("name") or prior.hash_hex)
+    return prior.kind.name or prior.hash_hex
 
 
 def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Header:
@@ -72,11 +65,11 @@ def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Hea
     return Header(modality=signal.modality, kappa=prior.kappa, height=h, width=w, channels=c,
                   sample_rate=signal.sample_rate, seed=seed,
                   prior_hash=prior.content_hash()[:bitstream.PRIOR_HASH_LEN],
-                  prior_id=str(prior.kind.get("name") or ""), spread_blocks=spread_blocks)
+                  prior_id=prior.kind.name, spread_blocks=spread_blocks)
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:
-    modality = prior.kind.get("modality")
+    modality = prior.kind.modality
     if modality != signal.modality:
         raise ValueError(f"prior {prior_name(prior)!r} is for {modality}, the input is {signal.modality}")
     channels = 3 if signal.modality == "image" else 1
@@ -114,7 +107,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     signal's bitstream is independent: its block ids start at 0.
     """
     opts = opts if opts is not None else EncodeOptions()
-    patch = _patch_shape(prior)
+    patch = prior.kind.patch_shape
     for signal in signals:
         check_prior_matches(prior, signal)
         spatial = signal.values.shape[:2] if signal.modality == "image" else signal.values.shape[:1]
@@ -129,7 +122,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
     P = targets.shape[0]
     model = initial_model(prior, P, opts, device)
     block_index = torch.from_numpy(_fit_assignment(prior, layouts, opts.spread_blocks))
-    beta = opts.beta if opts.beta is not None else float(prior.kind.get("beta", 1e-6))
+    beta = opts.beta if opts.beta is not None else float(prior.kind.beta or 1e-6)
     common: dict[str, Any] = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits,
                                   weights=weights, pixel_fraction=opts.pixel_fraction)
     n_threads = threads.resolve(opts.threads, math.ceil(targets.shape[0] * targets.shape[1] * opts.pixel_fraction))

@@ -78,8 +78,8 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     header, indices = bitstream.unpack(data)
     if header.prior_hash != prior.content_hash()[:bitstream.PRIOR_HASH_LEN]:
         raise PriorMismatchError(f"the bitstream was encoded with prior {header.prior_id!r}, "
-                                 f"not with {prior.kind.get('name')!r}")
-    patch = tuple(int(p) for p in prior.kind["patch_shape"])
+                                 f"not with {prior.kind.name or prior.hash_hex!r}")
+    patch = prior.kind.patch_shape
     spatial = (header.height, header.width) if header.modality == "image" else (header.height,)
     P, D = int(np.prod(patch_grid(spatial, patch))), prior.config.num_params
     layout = blocks.layout(prior, P, header.spread_blocks, header.seed)

@@ -151,7 +151,7 @@ def _batches(items: list[Item], level: int | str, overrides: dict, done: frozens
             continue
         groups.setdefault(prior.hash_hex, (prior, options, []))[2].append(it)
     for prior, options, members in groups.values():
-        patch = prior.kind.get("patch_shape", [1])
+        patch = prior.kind.patch_shape
         batch: list = []
         patches = 0
         for it in members:

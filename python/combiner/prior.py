@@ -8,13 +8,13 @@ the very same prior file (checked through `content_hash`).
 
 File format: safetensors with tensors `mean` (float32 [D]), `std` (float32 [D]) and
 `block_index` (int64 [D]), and string metadata `format` = "combiner-prior", `version` = "1",
-`config` (INRConfig JSON; its latent fields appear only when the network has latents, and D
-counts them), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape,
-sample rate, name...). Version "2" adds one tensor, `mix` (float32 [K]): the learned mixing matrices
-of the linear reparameterisation (see `combiner.inr`); a prior without them is written as version
-"1", byte for byte as before, so existing priors keep their hashes. Metadata must be in the
-canonical form this module writes, so that the content hash computed here from the parsed
-values equals the one the Rust decoder computes from the stored strings.
+`config` (INRConfig JSON), `kappa`, `seed` (decimal), `kind` (JSON object: modality, patch shape, name and
+how the prior was learned; `PriorKind` lists its keys, and a file with any other is refused).
+Version "2" adds one tensor, `mix` (float32 [K]): the learned mixing matrices of the linear
+reparameterisation (see `combiner.inr`); a prior without them is written as version "1", byte for
+byte as before, so existing priors keep their hashes. Metadata must be in the canonical form this
+module writes, so that the content hash computed here from the parsed values equals the one the
+Rust decoder computes from the stored strings.
 
 The optional metadata key `encoder` holds the encoder settings the prior was measured with
 (`EncoderSettings` as a JSON object). It is not part of the content hash and decoders do not
@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import os
 import struct
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, get_args
 
 import numpy as np
 from safetensors.numpy import load as st_load
@@ -36,9 +39,10 @@ from safetensors.numpy import save as st_save
 
 from combiner.config import INRConfig
 from combiner.errors import PriorFormatError
+from combiner.families import Modality
 from combiner.options import EncoderSettings
 
-__all__ = ["Prior", "PriorFormatError"]
+__all__ = ["Prior", "PriorFormatError", "PriorKind"]
 
 FORMAT = "combiner-prior"
 VERSION = "1"
@@ -48,25 +52,141 @@ _MIX_DTYPE = np.float32
 _MAX_FILE_BYTES = 1 << 30  # a prior is kilobytes to a few megabytes; refuse absurd inputs early
 _HASH_DOMAIN = b"combiner-prior-hash-v1\0"
 ENCODER_KEY = "encoder"  # optional, not hashed: the encoder settings the prior was measured with
+MAX_PATCH_SIZE = 1 << 16  # the largest patch extent along one axis (docs/format.md section 5)
+_AXES = {"image": 2, "audio": 1}  # coordinate axes of a patch, per modality
 
 
 def _canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
 
 
+@dataclass(frozen=True)
+class PriorKind:
+    """What a prior is for and how it was learned: the `kind` metadata of a prior file.
+
+    - ``modality``: ``"image"`` or ``"audio"``.
+    - ``patch_shape``: the patch one network covers, one entry per coordinate axis:
+      ``(height, width)`` for images, ``(length,)`` for audio; each from 1 to 65536
+      (`MAX_PATCH_SIZE`). The file stores it as a JSON list.
+    - ``name``: the prior's name (e.g. ``photo-q2``), which a bitstream records as its
+      ``prior_id``; ``""`` for an unnamed prior, whose file has no ``name`` key.
+    - ``beta``: the KL weight the prior was learned with (after rate targeting, its final value),
+      the encoder's starting beta; > 0.
+    - ``bits_per_patch``: the rate in bits per patch the partition was made for; > 0.
+    - ``train_bits_per_patch``: the training posteriors' average KL per patch in bits at the end
+      of rate-targeted learning; >= 0.
+
+    The last three are None when the file does not have them; they describe how the prior was
+    learned and do not affect decoding. Every field is checked when the object is built
+    (``ValueError``). A number keeps its JSON type (an int stays an int, a float a float, numpy
+    scalars become the Python type), so that `to_dict` reproduces a file's `kind` exactly and a
+    prior's content hash does not change on load and save.
+    """
+
+    modality: Modality
+    patch_shape: tuple[int, ...]
+    name: str = ""
+    beta: float | None = None
+    bits_per_patch: float | None = None
+    train_bits_per_patch: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.modality not in get_args(Modality):
+            raise ValueError(f"kind.modality must be 'image' or 'audio', got {self.modality!r}")
+        axes = _AXES[self.modality]
+        shape = self.patch_shape
+        ok = isinstance(shape, (tuple, list)) and len(shape) == axes and all(
+            not isinstance(s, bool) and isinstance(s, numbers.Integral) and 1 <= int(s) <= MAX_PATCH_SIZE
+            for s in shape)
+        if not ok:
+            raise ValueError(f"kind.patch_shape must hold {axes} integer(s) from 1 to {MAX_PATCH_SIZE} for "
+                             f"{self.modality}, got {shape!r}")
+        object.__setattr__(self, "patch_shape", tuple(int(s) for s in shape))
+        if not isinstance(self.name, str):
+            raise ValueError(f"kind.name must be a string, got {self.name!r}")
+        _number(self, "beta", 0.0, open_below=True)
+        _number(self, "bits_per_patch", 0.0, open_below=True)
+        _number(self, "train_bits_per_patch", 0.0, open_below=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object the file stores: ``patch_shape`` as a list, absent fields (None, an
+        empty name) left out."""
+        out: dict[str, Any] = {"modality": self.modality, "patch_shape": list(self.patch_shape)}
+        if self.name:
+            out["name"] = self.name
+        for f in _LEARNING_FIELDS:
+            value = getattr(self, f)
+            if value is not None:
+                out[f] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> PriorKind:
+        """The kind of a prior file's ``kind`` object (parsed JSON). Unknown keys, a missing
+        ``modality`` or ``patch_shape``, an explicit null and an empty ``name`` (an unnamed prior
+        has no ``name`` key) are refused with ``ValueError``, as are values out of range."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"kind must be a JSON object, got {type(values).__name__}")
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"unknown kind keys {unknown}; known: {known}")
+        missing = [k for k in ("modality", "patch_shape") if k not in values]
+        if missing:
+            raise ValueError(f"kind lacks {missing}")
+        nulls = sorted(k for k, v in values.items() if v is None)
+        if nulls:
+            raise ValueError(f"kind keys {nulls} are null; leave an absent value out")
+        if values.get("name") == "":
+            raise ValueError("kind.name is empty; an unnamed prior has no name key")
+        shape = values["patch_shape"]
+        if not isinstance(shape, list):
+            raise ValueError(f"kind.patch_shape must be a list, got {shape!r}")
+        return cls(**{**values, "patch_shape": tuple(shape)})
+
+
+_LEARNING_FIELDS = ("beta", "bits_per_patch", "train_bits_per_patch")
+
+
+def _number(obj: object, name: str, lo: float, *, open_below: bool) -> None:
+    """A finite number above ``lo`` (or at least ``lo``) or None; an integer stays an int, any
+    other real number becomes a float."""
+    value = getattr(obj, name)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"kind.{name} must be a number, got {value!r}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
+    if not (math.isfinite(value) and (value > lo if open_below else value >= lo)):
+        raise ValueError(f"kind.{name} must be a finite number {'above' if open_below else 'of at least'} "
+                         f"{lo:g}, got {value!r}")
+    object.__setattr__(obj, name, value)
+
+
 @dataclass
 class Prior:
+    """A prior: the network ``config``, per-parameter Gaussian ``mean`` and ``std`` (float32
+    [D]), the partition ``block_index`` (int64 [D], ids 0..J-1, each used), ``kappa`` (bits per
+    block index), the learning ``seed``, ``kind`` (`PriorKind`: modality, patch shape, name and
+    how it was learned; a required keyword argument), the mixing matrices ``mix`` (float32 [K]
+    or None) and the ``encoder`` settings it was measured with (not hashed).
+
+    Checked when built: a defect raises `PriorFormatError` (a ``ValueError``), also when the
+    prior comes from a file.
+    """
+
     config: INRConfig
     mean: np.ndarray  # float32 [D]
     std: np.ndarray  # float32 [D], > 0
     block_index: np.ndarray  # int64 [D], values 0..J-1, every id used
     kappa: int = 16
     seed: int = 0
-    kind: dict = field(default_factory=dict)
     mix: np.ndarray | None = None  # float32 [K] mixing matrices (linear reparameterisation) or None
     # The encoder settings the prior was measured with (file metadata `encoder`, not hashed);
     # None: the generic defaults of `EncoderSettings` apply.
     encoder: EncoderSettings | None = None
+    # What the prior is for (modality, patch shape, name) and how it was learned.
+    kind: PriorKind = field(kw_only=True)
 
     def __post_init__(self) -> None:
         self.mean = np.ascontiguousarray(self.mean, dtype=np.float32)
@@ -107,12 +227,11 @@ class Prior:
                 raise PriorFormatError(f"mix has shape {self.mix.shape}, expected ({K},) for this config")
             if not np.all(np.isfinite(self.mix)):
                 raise PriorFormatError("mix has non-finite entries")
-        if not isinstance(self.kind, dict):
-            raise PriorFormatError("kind must be a dict")
-        try:
-            _canonical_json(self.kind)
-        except (TypeError, ValueError) as e:
-            raise PriorFormatError(f"kind is not JSON-serialisable: {e}") from None
+        if not isinstance(self.kind, PriorKind):
+            raise PriorFormatError(f"kind must be a PriorKind, got {type(self.kind).__name__}")
+        if self.config.in_dim != len(self.kind.patch_shape):
+            raise PriorFormatError(f"config.in_dim {self.config.in_dim} does not match kind.modality "
+                                   f"{self.kind.modality!r} ({len(self.kind.patch_shape)} axes)")
         if self.encoder is not None and not isinstance(self.encoder, EncoderSettings):
             raise PriorFormatError(f"encoder must be EncoderSettings or None, got {type(self.encoder).__name__}")
 
@@ -135,7 +254,7 @@ class Prior:
             "config": _canonical_json(self.config.to_dict()),
             "kappa": str(self.kappa),
             "seed": str(self.seed),
-            "kind": _canonical_json(self.kind),
+            "kind": _canonical_json(self.kind.to_dict()),
         }
 
     def _file_metadata(self) -> dict[str, str]:
@@ -169,14 +288,14 @@ class Prior:
                 raise PriorFormatError(f"{name} must be {np.dtype(dt).name}, got {tensors[name].dtype}")
         try:
             config = INRConfig.from_dict(json.loads(meta["config"]))
-            kind = json.loads(meta["kind"])
+            kind = PriorKind.from_dict(json.loads(meta["kind"], parse_constant=_no_constants))
             kappa, seed = _parse_int(meta["kappa"], "kappa"), _parse_int(meta["seed"], "seed")
         except PriorFormatError:
             raise
         except (ValueError, TypeError) as e:
             raise PriorFormatError(f"bad prior metadata: {e}") from None
-        prior = cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed, kind,
-                    tensors.get("mix"), _parse_encoder(meta.get(ENCODER_KEY)))
+        prior = cls(config, tensors["mean"], tensors["std"], tensors["block_index"], kappa, seed,
+                    tensors.get("mix"), _parse_encoder(meta.get(ENCODER_KEY)), kind=kind)
         # The hashed keys must be stored exactly as written here; `encoder` is not hashed.
         if {k: meta[k] for k in prior._metadata()} != prior._metadata():
             raise PriorFormatError("prior metadata is not in canonical form (docs/format.md section 5)")
@@ -207,7 +326,7 @@ class Prior:
     @property
     def hash_hex(self) -> str:
         """The first 16 hex digits (64 bits) of `content_hash`: the ``prior_hash`` a bitstream
-        records, printed. (A bitstream's ``prior_id`` is the prior's name, ``kind["name"]``.)"""
+        records, printed. (A bitstream's ``prior_id`` is the prior's name, ``kind.name``.)"""
         return self.content_hash().hex()[:16]
 
 
@@ -217,16 +336,16 @@ def _parse_int(s: str, name: str) -> int:
     return int(s)
 
 
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _parse_encoder(text: str | None) -> EncoderSettings | None:
     """The `encoder` metadata: absent, or a JSON object of valid `EncoderSettings` fields."""
     if text is None:
         return None
-
-    def no_constants(name: str) -> None:
-        raise ValueError(f"{name} is not a JSON number")
-
     try:
-        return EncoderSettings.from_dict(json.loads(text, parse_constant=no_constants))
+        return EncoderSettings.from_dict(json.loads(text, parse_constant=_no_constants))
     except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
         raise PriorFormatError(f"bad encoder settings in the prior metadata: {e}") from None
 

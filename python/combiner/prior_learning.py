@@ -24,7 +24,7 @@ from combiner import distributed
 from combiner.config import INRConfig
 from combiner.fit import evaluate, fit, pick_device
 from combiner.inr import BayesianINR, identity_mix, init_bounds, kl_per_param, siren_init
-from combiner.prior import Prior
+from combiner.prior import Prior, PriorKind
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +192,15 @@ def learn_prior(
     round's M-step, beta is scaled by the ratio of the training-average KL per patch (bits, under
     the new prior) to the target, clipped to [1/2, 2], so the training posteriors, and with them
     the prior's stds, end up at the rate the prior is coded at instead of at whatever rate the
-    starting beta gives. The final beta is recorded in ``kind["beta"]`` (the encoder's starting
-    beta) and the last measured rate in ``kind["train_bits_per_patch"]``.
+    starting beta gives. The final beta is recorded in ``kind.beta`` (the encoder's starting
+    beta) and the last measured rate in ``kind.train_bits_per_patch``.
 
     ``on_round(r, priors)``: called after every round r (0-based) with what learning would return
     if it stopped there, i.e. exactly the result of ``iterations=r + 1``: a checkpoint, so that a
     long run stopped by a deadline still leaves usable priors.
+
+    ``kind``: further fields of the priors' `PriorKind` (``name``, ``beta`` ...) as a dict; one
+    that `PriorKind.from_dict` refuses raises ``ValueError`` before learning starts.
 
     Across ranks (`combiner.distributed`; every rank calls this with the same arguments): the
     minibatches of ``batch_patches`` patches are shared out in contiguous runs (rank 0 the first),
@@ -213,6 +216,7 @@ def learn_prior(
     """
     if iterations < 1:
         raise ValueError("iterations must be >= 1")
+    PriorKind.from_dict({"modality": modality, "patch_shape": [int(p) for p in patch_shape], **(kind or {})})
     dev = pick_device(distributed.device_for_rank(None if device is None else str(device)))
     coords, values, weights = _stack_signals(signals)
     if values.shape[2] != config.out_dim or coords.shape[1] != config.in_dim:
@@ -310,13 +314,14 @@ def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean
         meta["train_bits_per_patch"] = round(float(kl_bits.sum(1).mean()), 1)
     if bits_per_patch is None:
         block_index = make_partition(avg_kl, kappa, max_block_size, seed)
-        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed), kind=meta, mix=mix_np)
+        return Prior(config, mean, std, block_index, kappa=int(kappa), seed=int(seed),
+                     kind=PriorKind.from_dict(meta), mix=mix_np)
     # Several rates from one learned prior: only the partition differs.
     single = isinstance(bits_per_patch, (int, float, np.number))
     rates = [float(bits_per_patch)] if single else [float(b) for b in bits_per_patch]
     priors = [
         Prior(config, mean, std, partition_for_rate(avg_kl, kappa, float(b), seed), kappa=int(kappa),
-              seed=int(seed), kind={**meta, "bits_per_patch": float(b)}, mix=mix_np)
+              seed=int(seed), kind=PriorKind.from_dict({**meta, "bits_per_patch": float(b)}), mix=mix_np)
         for b in rates
     ]
     return priors[0] if np.isscalar(bits_per_patch) else priors

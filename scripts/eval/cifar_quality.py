@@ -73,7 +73,7 @@ def main() -> None:
     learn_s = time.perf_counter() - t0
     print(f"prior learned in {learn_s:.0f} s", flush=True)
     for prior in priors:
-        prior.save(Path(args.priors_dir) / f"{prior.kind['name']}.safetensors")
+        prior.save(Path(args.priors_dir) / f"{prior.kind.name}.safetensors")
         opts = combiner.EncodeOptions(fit_steps=args.fit_steps, refine_steps=args.refine_steps,
                                       lr=args.lr, device=args.device, progress=False)
         t1 = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
         mse = np.array([np.mean((d.astype(np.float64) - x) ** 2) for d, x in zip(decoded, test)])
         psnrs = 10 * np.log10(255.0**2 / mse)
         bpp = np.array([8 * len(r.data) / 1024 for r in results])
-        row = dict(prior=prior.kind["name"], bits_per_patch=prior.kind["bits_per_patch"],
+        row = dict(prior=prior.kind.name, bits_per_patch=prior.kind.bits_per_patch,
                    blocks_per_image=prior.num_blocks, bpp=float(bpp.mean()),
                    bpp_payload_only=prior.num_blocks * 16 / 1024, psnr_mean=float(psnrs.mean()),
                    psnr_of_mean_mse=float(10 * np.log10(255.0**2 / mse.mean())),

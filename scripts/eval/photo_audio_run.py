@@ -59,7 +59,7 @@ def photo_run(args) -> list[dict]:
     learn_s = time.perf_counter() - t
     rows = []
     for prior in priors:
-        prior.save(Path(args.priors_dir) / f"{prior.kind['name']}.safetensors")
+        prior.save(Path(args.priors_dir) / f"{prior.kind.name}.safetensors")
         for name in args.images:
             img = np.asarray(Image.open(DATA / "kodak" / f"{name}.png").convert("RGB"))
             opts = combiner.EncodeOptions(fit_steps=args.fit_steps, refine_steps=args.refine_steps,
@@ -72,7 +72,7 @@ def photo_run(args) -> list[dict]:
             dec_s = time.perf_counter() - t1
             ours = media.psnr(img.astype(float), out.astype(float), 255.0)
             jb, jp, jq = jpeg_at_rate(img, len(res.data))
-            row = dict(image=name, prior=prior.kind["name"], bpp=8 * len(res.data) / img[..., 0].size,
+            row = dict(image=name, prior=prior.kind.name, bpp=8 * len(res.data) / img[..., 0].size,
                        psnr=ours, jpeg_bpp=jb, jpeg_psnr=jp, jpeg_quality=jq, encode_s=enc_s,
                        decode_s=dec_s, learn_prior_s=learn_s,
                        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -94,7 +94,7 @@ def audio_run(args) -> list[dict]:
     sig = media.Signal("audio", sig.values[: 3 * sig.sample_rate], sig.sample_rate)
     rows = []
     for prior in priors:
-        prior.save(Path(args.priors_dir) / f"{prior.kind['name']}.safetensors")
+        prior.save(Path(args.priors_dir) / f"{prior.kind.name}.safetensors")
         opts = combiner.EncodeOptions(fit_steps=args.fit_steps, refine_steps=args.refine_steps,
                                       lr=1e-3, progress=False)
         t0 = time.perf_counter()
@@ -105,7 +105,7 @@ def audio_run(args) -> list[dict]:
         dec_s = time.perf_counter() - t1
         # PSNR on [0, 1]-scaled waveforms with peak 1, as in the reference numbers.
         p = media.psnr(sig.values, (out + 1) / 2, 1.0)
-        row = dict(clip=clip.name, seconds=3, prior=prior.kind["name"], kbps=res.bits_per_unit,
+        row = dict(clip=clip.name, seconds=3, prior=prior.kind.name, kbps=res.bits_per_unit,
                    psnr=p, encode_s=enc_s, decode_s=dec_s, learn_prior_s=learn_s)
         rows.append(row)
         print(json.dumps(row), flush=True)

@@ -30,7 +30,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     prior = registry.resolve(a.prior)
-    patch = tuple(prior.kind["patch_shape"])
+    patch = prior.kind.patch_shape
     coords, blocks = patch_coords(patch), torch.from_numpy(prior.block_index)
     for name in a.images:
         values, _ = to_patches(centre_crop(a.data / f"{name}.png").astype(np.float32) / 255.0, patch)
