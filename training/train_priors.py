@@ -23,6 +23,12 @@ shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``
 sets the random crops per training file, and ``--checkpoint`` also saves the priors after every
 round (``NAME.roundNNN.safetensors``, exactly what ``--iterations NNN`` gives), so that a run
 stopped by a deadline, e.g. on a lent GPU (``scripts/eval/device_train.sh``), still leaves priors.
+
+On several processes (``torchrun --nproc-per-node N training/train_priors.py thumbnail ...``, on
+one machine or several: ``docs/distributed.md``) the ranks share each level's training
+posteriors (``combiner.prior_learning.learn_prior``) and rank 0 writes the priors and the
+checkpoints. ``--batch-patches`` sets the minibatches the ranks share (default 256 patches: give at
+least one per rank); ``--device cuda`` puts rank k on GPU ``LOCAL_RANK``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from combiner import distributed
 from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
 from combiner.families import FAMILIES
@@ -76,7 +83,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None,
           checkpoint: bool = False) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
-    per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted.
+    per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted/batch_patches.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -102,6 +109,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
         priors = learn_prior_from_folder(folder, name=family, device=device, progress=False,
                                          bits_per_patch=rates, **settings)
     seconds = time.perf_counter() - t0
+    if not distributed.is_main():  # every rank learned the same priors: rank 0 writes them
+        return []
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for prior in with_settings(family, priors):
@@ -148,6 +157,8 @@ def main() -> None:
     ap.add_argument("--patch", type=int, nargs="+", default=None, help="patch shape (experiments)")
     ap.add_argument("--bits", type=float, nargs="+", default=None,
                     help="bits per patch of each level (experiments)")
+    ap.add_argument("--batch-patches", type=int, default=None,
+                    help="training posteriors fitted together (default 256); the unit the ranks share")
     ap.add_argument("--checkpoint", action="store_true",
                     help="also save the priors after every round (NAME.roundNNN.safetensors)")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
@@ -163,15 +174,19 @@ def main() -> None:
         write_settings(args.family, args.out)
         return
     torch.set_num_threads(args.threads)
+    distributed.init_from_env()  # under torchrun: share the learning with the other ranks
     keep_freed_memory()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     budget = {k: v for k, v in dict(iterations=args.iterations, steps=args.steps,
                                     first_steps=args.first_steps, per_file=args.per_file, beta=args.beta,
                                     config=args.config, patch=tuple(args.patch) if args.patch else None,
-                                    bits_per_patch=args.bits,
+                                    bits_per_patch=args.bits, batch_patches=args.batch_patches,
                                     learn_mix=args.mix, rate_targeted=args.rate_targeted).items()
               if v is not None}
-    train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
+    try:
+        train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
+    finally:
+        distributed.finish()
 
 
 if __name__ == "__main__":

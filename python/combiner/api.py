@@ -108,7 +108,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
                 rate_target_bits: float | None = None, learn_mix: bool = False,
                 progress: bool = True,
-                on_round: Callable[[int, Prior | list[Prior]], None] | None = None) -> Prior | list[Prior]:
+                on_round: Callable[[int, Prior | list[Prior]], None] | None = None,
+                batch_patches: int = 256) -> Prior | list[Prior]:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
 
     ``bits_per_patch`` sets the rate (the number of kappa-bit blocks per patch); a list gives one
@@ -117,6 +118,9 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     rate (see ``prior_learning.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
     ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
+    ``batch_patches``: training posteriors fitted together, the unit of work the ranks share when
+    ``torch.distributed`` is initialised with several (every rank then calls this with the same
+    arguments and gets the same priors; see ``prior_learning.learn_prior``).
     """
     from dataclasses import replace
 
@@ -142,6 +146,7 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
         progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
         bits_per_patch=bits_per_patch, rate_target_bits=rate_target_bits, learn_mix=learn_mix,
         on_round=None if on_round is None else (lambda r, learned: on_round(r, named(learned))),
+        batch_patches=batch_patches,
     ))
 
 

@@ -1,4 +1,9 @@
-"""The ``combiner`` command line: encode, decode, info, eval, learn-prior, demo."""
+"""The ``combiner`` command line: encode, encode-folder, decode, info, eval, learn-prior, demo.
+
+``learn-prior``, ``eval`` and ``encode-folder`` also run on several processes started by
+``torchrun`` (``torchrun --nproc-per-node N -m combiner eval ...``): they join the process group
+the environment describes and share the work (`combiner.distributed`, ``docs/distributed.md``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from combiner import api, fileio, media
+from combiner import api, distributed, fileio, media
 from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
 from combiner.errors import FormatError
@@ -28,6 +33,26 @@ def _encode(args: argparse.Namespace) -> None:
     fileio.write_bytes(output, data)
     if not args.quiet:
         print(report)
+
+
+def _encode_folder(args: argparse.Namespace) -> None:
+    from combiner import folder
+
+    def report(row: dict) -> None:
+        if not args.quiet:
+            who = f"[rank {row['rank']}] " if distributed.active() else ""
+            print(f"{who}{row['input']} -> {row['output']}: {row['bytes']} bytes, {row['rate']:.4f} "
+                  f"{row['unit']}, PSNR {row['psnr']:.2f} dB ({row['encode_s']:.1f} s)", flush=True)
+
+    rows = folder.encode_folder(args.input, args.output, prior=args.prior, quality=args.quality,
+                                resume=args.resume, on_item=report, **_overrides(
+                                    fit_steps=args.steps, refine_steps=args.refine_steps,
+                                    spread_blocks=_spread(args.blocks), seed=args.seed, device=args.device,
+                                    threads=args.threads, progress=False))
+    if not args.quiet and distributed.is_main():
+        total = sum(r["bytes"] for r in rows)
+        print(f"encoded {len(rows)} file(s) to {args.output}: {total} bytes"
+              + (f" on {distributed.world_size()} ranks" if distributed.active() else ""))
 
 
 def _overrides(**options: Any) -> dict[str, Any]:
@@ -98,14 +123,19 @@ def _info(args: argparse.Namespace) -> None:
 
 def _learn_prior(args: argparse.Namespace) -> None:
     fileio.check_output(args.output)  # before the learning, not after
+    if not distributed.is_main():
+        args.quiet = True  # rank 0 reports and writes the prior
     prior = api.learn_prior_from_folder(
         args.data, modality=args.modality, patch=tuple(args.patch), config=args.config,
         beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
         iterations=args.iterations, steps=args.steps, first_steps=args.first_steps, lr=args.lr,
         seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
+        batch_patches=args.batch_patches,
     )
     assert not isinstance(prior, list), "one rate gives one prior"
+    if not distributed.is_main():
+        return
     with fileio.replacing(args.output) as tmp:
         prior.save(tmp)
     if not args.quiet:
@@ -119,6 +149,8 @@ def _eval(args: argparse.Namespace) -> None:
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
     overrides = _overrides(fit_steps=args.steps, refine_steps=args.refine_steps, device=args.device,
                            search=args.search, spread_blocks=_spread(args.blocks), threads=args.threads)
+    if not distributed.is_main():
+        args.quiet = True  # rank 0 reports
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
     summary = evaluate.evaluate(args.data, args.out, levels=levels, baseline_names=baselines,
                                 anchor=args.anchor, limit=args.limit, seconds=args.seconds,
@@ -170,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     _add_blocks_option(e)
     e.set_defaults(func=_encode)
+
+    ef = sub.add_parser("encode-folder", help="compress every image and audio file of a folder, "
+                        "one IN_DIR/NAME.SUFFIX to OUT_DIR/NAME.cmb (several processes under torchrun)")
+    ef.add_argument("input", help="folder of images and/or audio files")
+    ef.add_argument("output", help="folder for the .cmb files (made if missing)")
+    folder_choice = ef.add_mutually_exclusive_group()
+    folder_choice.add_argument("--prior", default=None, help="prior file or shipped prior name, as for encode")
+    folder_choice.add_argument("--quality", type=int, default=None,
+                               help="quality level of the shipped default for each file's kind (default 1)")
+    ef.add_argument("--steps", type=int, default=None, help="posterior fitting steps (default: the prior's)")
+    ef.add_argument("--refine-steps", type=int, default=None, help="refinement steps (default: the prior's)")
+    ef.add_argument("--seed", type=int, default=0)
+    _add_threads_option(ef)
+    ef.add_argument("--device", default=None,
+                    help="cpu, cuda, cuda:1 ... (default: auto; under torchrun GPU LOCAL_RANK when there is one)")
+    _add_blocks_option(ef)
+    ef.add_argument("--resume", action="store_true", help="leave the inputs whose .cmb exists alone")
+    ef.set_defaults(func=_encode_folder)
 
     d = sub.add_parser("decode", help="decompress a .cmb file to PNG / WAV / FLAC")
     d.add_argument("input")
@@ -241,9 +291,15 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--lr", type=float, default=3e-3)
     lp.add_argument("--seed", type=int, default=0)
     lp.add_argument("--device", default=None)
+    lp.add_argument("--batch-patches", type=int, default=256,
+                    help="training posteriors fitted together; under torchrun the ranks share these "
+                         "minibatches, so give at least one per rank")
     lp.add_argument("--name", default=None, help="prior id recorded in bitstreams")
     lp.set_defaults(func=_learn_prior)
     return p
+
+
+SHARED_COMMANDS = ("learn-prior", "eval", "encode-folder")  # the ones that run on several processes
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -272,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["combiner", *argv])
     keep_freed_memory()  # fitting steps reuse freed tensor memory instead of page-faulting it in
     try:
+        if args.command in SHARED_COMMANDS:
+            distributed.init_from_env()
+        elif distributed.launched_ranks() > 1:
+            raise ValueError(f"{args.command} runs in one process; under torchrun use one of "
+                             f"{', '.join(SHARED_COMMANDS)}")
         args.func(args)
     except FormatError as e:
         _report(f"invalid bitstream: {e}")
@@ -282,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report("interrupted")
         return 130
+    finally:
+        distributed.finish()
     return 0
 
 

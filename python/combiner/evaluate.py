@@ -14,6 +14,15 @@ package (Akima interpolation).
 An item a codec reproduces exactly has an infinite PSNR. It stays in the rows (``inf`` in CSV,
 ``null`` in ``rows.jsonl`` and ``summary.json``, which must be valid JSON; its ``mse`` is 0);
 BD-rate leaves such points out and says so (see :mod:`combiner.rd`).
+
+Across ranks (``torchrun ... -m combiner eval``, see `combiner.distributed`): every rank lists
+the same items and the same combiner batches; the batches are dealt to the ranks in turn and each
+rank runs the baselines on every n-th item, on its own device. A rank journals its rows to
+``rows.rankR.jsonl``; rank 0 rewrites the outputs after each of its batches from every journal,
+and at the end gathers the rows into ``rows.jsonl`` in the order one process measures them. A
+combiner batch is coded as in one process, so the rows are the same whatever the number of ranks
+(times aside). ``resume`` keeps the rows of ``rows.jsonl`` and of the per-rank journals a stopped
+or failed run left.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from combiner import baselines, codec, decoder, fileio, media, quality, rd, training
+from combiner import baselines, codec, decoder, distributed, fileio, media, quality, rd, training
 from combiner.errors import OutputError
 from combiner.media import Signal
 
@@ -102,21 +111,26 @@ def run_combiner(items: list[Item], level: int | str, *, overrides: dict, progre
     """Rows of combiner at one quality level (int) or with one prior (name or path), yielded
     batch by batch (a photo batch is one image: minutes on a CPU)."""
     for prior, options, batch in _batches(items, level, overrides, done, max_patches):
-        options = replace(options, progress=progress)
-        rows = []
-        t0 = time.perf_counter()
-        results = codec.encode_signals([it.signal for it in batch], prior, options)
-        encode_s = (time.perf_counter() - t0) / len(batch)  # batched: the time is shared evenly
-        for it, res in zip(batch, results):
-            t1 = time.perf_counter()
-            decoded = media.to_output(decoder.decode(res.data, prior).signal())
-            decode_s = time.perf_counter() - t1
-            rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s,
-                             decode_s, prior=prior.hash_hex))
-        if progress:
-            tqdm.write(f"combiner {codec.prior_name(prior)}: {', '.join(it.name for it in batch[:3])}"
-                       f"{' ...' if len(batch) > 3 else ''} coded")
-        yield rows
+        yield _code_batch(prior, options, batch, progress)
+
+
+def _code_batch(prior, options, batch: list[Item], progress: bool) -> list[dict]:
+    """The rows of one batch of items coded together by combiner with ``prior``."""
+    options = replace(options, progress=progress)
+    rows = []
+    t0 = time.perf_counter()
+    results = codec.encode_signals([it.signal for it in batch], prior, options)
+    encode_s = (time.perf_counter() - t0) / len(batch)  # batched: the time is shared evenly
+    for it, res in zip(batch, results):
+        t1 = time.perf_counter()
+        decoded = media.to_output(decoder.decode(res.data, prior).signal())
+        decode_s = time.perf_counter() - t1
+        rows.append(_row("combiner", codec.prior_name(prior), it, res.data, decoded, encode_s,
+                         decode_s, prior=prior.hash_hex))
+    if progress:
+        tqdm.write(f"combiner {codec.prior_name(prior)}: {', '.join(it.name for it in batch[:3])}"
+                   f"{' ...' if len(batch) > 3 else ''} coded")
+    return rows
 
 
 def _batches(items: list[Item], level: int | str, overrides: dict, done: frozenset, max_patches: int):
@@ -197,7 +211,8 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
     run that is stopped leaves consistent files with what it measured; a setting that has not
     coded every item yet is listed under ``incomplete`` and kept out of the curves. With
     ``resume``, the rows already in ``out/rows.jsonl`` are kept and not measured again.
-    ``max_patches`` bounds a combiner batch (smaller batches: rows arrive sooner)."""
+    ``max_patches`` bounds a combiner batch (smaller batches: rows arrive sooner). Across ranks
+    (see the module docstring) every rank calls this with the same arguments and gets the summary."""
     out = Path(out)
     if out.exists() and out.resolve() == Path(data).resolve():
         # rd.png would join (or replace) the items it measures
@@ -213,15 +228,23 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
             raise ValueError(f"baseline {b.name} codes {b.modality}, but {data} holds {modality}")
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "rows.jsonl"
-    previous = read_journal(journal) if resume and journal.exists() else []
-    fileio.write_text(journal, "".join(rd.json_line(r) + "\n" for r in previous))
+    world, me = distributed.world_size(), distributed.rank()
+    previous: list[dict] = []
+    if distributed.is_main():
+        previous = _previous_rows(out) if resume else []
+        fileio.write_text(journal, "".join(rd.json_line(r) + "\n" for r in previous))
+        for part in _parts(out):  # merged into the journal above, or left by an earlier run
+            part.unlink()
+    previous = distributed.broadcast_object(previous)
     done = frozenset((r["codec"], r["setting"], r["item"]) for r in previous)
-    settings = dict(
+    settings: dict = dict(
         command=command, data=str(data), items=[it.name for it in items], modality=modality,
         unit=items[0].unit, levels=[str(lvl) for lvl in levels], baselines=baseline_names,
         anchor=anchor or (baseline_names[0] if baseline_names else None),
         encoder_overrides=overrides or {}, machine=_machine(), reference=reference or {},
     )
+    if world > 1:
+        settings["ranks"] = world
     rows: list[dict] = list(previous)
     summary: dict = {}
 
@@ -233,6 +256,9 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
         summary = _write_outputs(rows, settings, out)
 
     jobs = [(b.name, b) for b in chosen] + [("combiner", lvl) for lvl in levels]
+    if world > 1:
+        return _evaluate_shared(items, jobs, out, settings, previous, overrides or {}, done, max_patches,
+                                progress and distributed.is_main(), me, world)
     for name, job in tqdm(jobs, desc="codecs", disable=not progress):
         if name == "combiner":
             for batch_rows in run_combiner(items, job, overrides=overrides or {}, progress=progress,
@@ -241,6 +267,74 @@ def evaluate(data: str | Path, out: str | Path, *, levels: list[int | str],
         else:
             record(run_baseline(items, job, done))
     return summary
+
+
+def _evaluate_shared(items: list[Item], jobs: list[tuple], out: Path, settings: dict, previous: list[dict],
+                     overrides: dict, done: frozenset, max_patches: int, progress: bool, me: int,
+                     world: int) -> dict:
+    """`evaluate`'s work on rank ``me`` of ``world``: combiner batches dealt in turn, baselines on
+    every ``world``-th item; rows journalled to this rank's ``rows.rankR.jsonl``, then gathered by
+    rank 0 in the one-process order (job, then batch or item, then place). Returns the summary."""
+    part = out / f"rows.rank{me}.jsonl"
+    part.touch()
+    index = {it.name: i for i, it in enumerate(items)}
+    overrides = dict(overrides)
+    device = distributed.device_for_rank(overrides.get("device"))
+    if device is not None:
+        overrides["device"] = device
+    mine: list[tuple[tuple[int, int, int], dict]] = []  # (place in the one-process order, row)
+    summary: dict = {}
+
+    def record(new: list[dict], places: list[tuple[int, int, int]]) -> None:
+        nonlocal summary
+        mine.extend(zip(places, new))
+        with open(part, "a") as f:
+            f.writelines(rd.json_line(r) + "\n" for r in new)
+        if distributed.is_main():
+            summary = _write_outputs(_previous_rows(out, journal_rows=previous), settings, out)
+
+    dealt = 0  # combiner batches dealt so far, across levels: this rank takes every world-th
+    for j, (name, job) in enumerate(tqdm(jobs, desc="codecs", disable=not progress)):
+        if name == "combiner":
+            for k, (prior, options, batch) in enumerate(_batches(items, job, overrides, done, max_patches)):
+                dealt += 1
+                if (dealt - 1) % world == me:
+                    record(_code_batch(prior, options, batch, progress), [(j, k, i) for i in range(len(batch))])
+        else:
+            places = {str(s): i for i, s in enumerate(job.settings)}
+            new = run_baseline(items[me::world], job, done)
+            record(new, [(j, index[r["item"]], places[r["setting"]]) for r in new])
+    gathered = distributed.gather_objects(mine)
+    if gathered is not None:  # rank 0
+        rows = previous + [row for _, row in sorted((p for g in gathered for p in g), key=lambda pr: pr[0])]
+        fileio.write_text(out / "rows.jsonl", "".join(rd.json_line(r) + "\n" for r in rows))
+        for path in _parts(out):
+            path.unlink()
+        summary = _write_outputs(rows, settings, out)
+    return distributed.broadcast_object(summary)
+
+
+def _parts(out: Path) -> list[Path]:
+    """The per-rank journals in ``out`` (``rows.rankR.jsonl``)."""
+    return sorted(out.glob("rows.rank*.jsonl"))
+
+
+def _previous_rows(out: Path, journal_rows: list[dict] | None = None) -> list[dict]:
+    """The rows measured in ``out``: its journal's (or ``journal_rows``), then those of the
+    per-rank journals not among them (a rank stopped mid-line leaves an incomplete last line,
+    which is left out). One row per (codec, setting, item), the first met."""
+    journal = out / "rows.jsonl"
+    if journal_rows is None:
+        journal_rows = read_journal(journal) if journal.exists() else []
+    rows, seen = list(journal_rows), {(r["codec"], r["setting"], r["item"]) for r in journal_rows}
+    for part in _parts(out):
+        text = part.read_text()
+        for r in _parse_rows(text[:text.rfind("\n") + 1]):
+            key = (r["codec"], r["setting"], r["item"])
+            if key not in seen:
+                seen.add(key)
+                rows.append(r)
+    return rows
 
 
 def rebuild(out: str | Path) -> dict:
@@ -253,6 +347,8 @@ def rebuild(out: str | Path) -> dict:
                                          "reference")}
     if "machines" in old:  # folders merged from runs on several machines
         settings["machines"] = old["machines"]
+    if "ranks" in old:  # a run shared by several processes
+        settings["ranks"] = old["ranks"]
     if settings["anchor"] is None and settings["baselines"]:
         settings["anchor"] = settings["baselines"][0]
     return _write_outputs(read_rows(out), settings, out)
@@ -264,7 +360,11 @@ _INT_FIELDS, _FLOAT_FIELDS = {"bytes"}, {"rate", "psnr", "mse", "encode_s", "dec
 def read_journal(path: Path) -> list[dict]:
     """The rows of an eval journal (``rows.jsonl``), in the order they were measured; a ``null``
     PSNR (an exact reconstruction) is read back as ``inf``."""
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return _parse_rows(path.read_text())
+
+
+def _parse_rows(text: str) -> list[dict]:
+    rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     for r in rows:
         if r.get("psnr", 0.0) is None:
             r["psnr"] = math.inf

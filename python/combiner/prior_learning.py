@@ -2,6 +2,13 @@
 standard deviations, the block partition, and the alternation with fitting the training
 posteriors (COMBINER's EM-style prior learning, with RECOMBINER's rate targeting and linear
 reparameterisation). The prior's type and file are in `combiner.prior`.
+
+Across ranks (``torch.distributed`` initialised with several processes, e.g. under ``torchrun``;
+see `combiner.distributed`): every rank calls `learn_prior` with the same arguments and fits a
+contiguous share of the training minibatches; each update that needs all the posteriors (the
+prior's means and stds, the training KL behind rate targeting and the partition) is computed from
+sums over the ranks, identical on every rank, and the mixing matrices are averaged over the ranks
+after every round. With one process nothing of this runs: the computation is the one-process one.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from combiner import distributed
 from combiner.config import INRConfig
 from combiner.fit import evaluate, fit, pick_device
 from combiner.inr import BayesianINR, identity_mix, init_bounds, kl_per_param, siren_init
@@ -29,17 +37,28 @@ def initial_prior(config: INRConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros_like(a), (0.5 * a / math.sqrt(3.0)).astype(np.float32)
 
 
-def update_prior(mu, sigma, min_std: float = 1e-6):
+def update_prior(mu, sigma, min_std: float = 1e-6, *, across_ranks: bool = False):
     """Closed-form M-step over M posteriors [M, D]: m = mean_k mu_k,
     s^2 = mean_k (sigma_k^2 + (mu_k - m)^2), s floored at `min_std` (keeps the KL finite when all
-    training posteriors agree). Returns (m, s) [D] as float32, numpy in -> numpy out."""
+    training posteriors agree). Returns (m, s) [D] as float32, numpy in -> numpy out.
+
+    ``across_ranks`` with several ranks (`combiner.distributed`): mu and sigma are this rank's
+    posteriors, and m and s are those of every rank's posteriors together: float64 sums of mu, then
+    of sigma^2 + (mu - m)^2, over the ranks (two passes, as the one-process form), identical on
+    every rank. With one rank it is the one-process computation."""
     is_np = isinstance(mu, np.ndarray)
     mu64 = torch.as_tensor(mu).detach().to(torch.float64)
     sg64 = torch.as_tensor(sigma).detach().to(torch.float64)
     if mu64.ndim != 2 or mu64.shape != sg64.shape:
         raise ValueError(f"mu and sigma must both be [M, D], got {tuple(mu64.shape)} {tuple(sg64.shape)}")
-    m = mu64.mean(0)
-    s = torch.sqrt((sg64.square() + (mu64 - m).square()).mean(0)).clamp_min(min_std)
+    if across_ranks and distributed.active():
+        count = distributed.sum_across(torch.tensor([float(mu64.shape[0])]))
+        m = distributed.sum_across(mu64.sum(0)) / count
+        s = torch.sqrt(distributed.sum_across((sg64.square() + (mu64 - m).square()).sum(0)) / count)
+        s = s.clamp_min(min_std)
+    else:
+        m = mu64.mean(0)
+        s = torch.sqrt((sg64.square() + (mu64 - m).square()).mean(0)).clamp_min(min_std)
     m, s = m.to(torch.float32), s.to(torch.float32)
     return (m.cpu().numpy(), s.cpu().numpy()) if is_np else (m, s)
 
@@ -116,9 +135,19 @@ def _stack_signals(signals: Sequence) -> tuple[torch.Tensor, torch.Tensor, torch
 
 def _training_kl_bits(mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
                       std: np.ndarray) -> torch.Tensor:
-    """KL (bits) of every training posterior [M, D] under the prior (mean, std)."""
+    """KL (bits) of every training posterior [M, D] under the prior (mean, std).
+
+    With several ranks (`combiner.distributed`) the posteriors are this rank's, and the result is
+    [1, D] float64: the mean over every rank's posteriors, identical on every rank. Learning uses
+    only that mean (``.mean(0)``: per parameter, ``.sum(1).mean()``: per patch), which the
+    one-process [M, D] gives the same."""
     sigma = torch.nn.functional.softplus(rho_all)
-    return kl_per_param(mu_all, sigma, torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
+    kl = kl_per_param(mu_all, sigma, torch.from_numpy(mean), torch.from_numpy(std)) / math.log(2.0)
+    if not distributed.active():
+        return kl
+    total = distributed.sum_across(torch.cat([kl.to(torch.float64).sum(0),
+                                              torch.tensor([float(kl.shape[0])], dtype=torch.float64)]))
+    return (total[:-1] / total[-1])[None]
 
 
 def learn_prior(
@@ -172,40 +201,63 @@ def learn_prior(
 
     ``kind``: further fields of the priors' `PriorKind` (``name``, ``beta`` ...) as a dict; one
     that `PriorKind.from_dict` refuses raises ``ValueError`` before learning starts.
+
+    Across ranks (`combiner.distributed`; every rank calls this with the same arguments): the
+    minibatches of ``batch_patches`` patches are shared out in contiguous runs (rank 0 the first),
+    so ``batch_patches`` should give at least one minibatch per rank. A posterior's randomness is
+    keyed by its round and minibatch, never by the rank, so without ``learn_mix`` every rank count
+    fits the same posteriors and learns the same prior up to the rounding of the sums. With
+    ``learn_mix`` each rank carries the mixing matrices from minibatch to minibatch through its
+    share, as one process does through all of them, and after each round every rank takes their
+    average over the ranks weighted by the patches each fitted (model averaging): one process
+    moves the matrices by every minibatch in turn, several ranks by the average of their runs.
+    Every rank returns the same priors; ``on_round`` is called on rank 0 only. With no device
+    given, a rank fits on GPU ``LOCAL_RANK`` when there is one.
     """
     if iterations < 1:
         raise ValueError("iterations must be >= 1")
     PriorKind.from_dict({"modality": modality, "patch_shape": [int(p) for p in patch_shape], **(kind or {})})
-    dev = pick_device(device)
+    dev = pick_device(distributed.device_for_rank(None if device is None else str(device)))
     coords, values, weights = _stack_signals(signals)
     if values.shape[2] != config.out_dim or coords.shape[1] != config.in_dim:
         raise ValueError("signals do not match config in_dim/out_dim")
     M, D = values.shape[0], config.num_params
+    # The minibatches of this rank (all of them in one process) and the patches lo..hi they hold.
+    n_batches = -(-M // batch_patches)
+    mine = distributed.share(n_batches)
+    lo, hi = min(M, mine.start * batch_patches), min(M, mine.stop * batch_patches)
+    if distributed.active() and distributed.is_main() and n_batches < distributed.world_size():
+        log.warning("%d minibatches of %d patches for %d ranks: ranks %d and above have nothing to fit",
+                    n_batches, batch_patches, distributed.world_size(), n_batches)
+    values, weights = values[lo:hi], weights[lo:hi]
+    # Checkpoints need the partition (a collective): every rank makes them if any rank has on_round.
+    checkpoints = on_round is not None
+    if distributed.active():
+        checkpoints = bool(distributed.sum_across(torch.tensor([float(checkpoints)]))[0] > 0)
     gen = torch.Generator().manual_seed(seed)
     # Every training posterior starts from the SAME initialisation. Independent random inits put
     # the posteriors in unrelated modes (SIREN weights of random sign), so their average, the
     # prior mean, would collapse to ~0 and the prior std would only measure the init's spread.
     # From a shared start they stay in one basin and the prior mean is a useful network.
-    mu_all = siren_init(config, 1, gen).expand(M, D).clone()
-    rho_all = torch.full((M, D), float(rho_init))
+    mu_all = siren_init(config, 1, gen).expand(hi - lo, D).clone()
+    rho_all = torch.full((hi - lo, D), float(rho_init))
     mean, std = initial_prior(config)
     single_block = torch.zeros(D, dtype=torch.long)
-    fit_seed = seed
     mix = identity_mix(config) if learn_mix else None
 
-    def batches():
-        for s in range(0, M, batch_patches):
-            yield slice(s, min(M, s + batch_patches))
+    def batches():  # (minibatch number, its rows among this rank's posteriors)
+        for b in mine:
+            yield b, slice(b * batch_patches - lo, min(M, (b + 1) * batch_patches) - lo)
 
     for it in range(iterations):
         steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
-        mse_all = torch.empty(M)
-        for sl in batches():
+        mse_all = torch.empty(hi - lo)
+        for b, sl in batches():
             model = BayesianINR(config, sl.stop - sl.start, device=dev, mix=mix, learn_mix=learn_mix)
             with torch.no_grad():
                 model.mu.copy_(mu_all[sl])
                 model.rho.copy_(rho_all[sl])
-            fit_seed += 1
+            fit_seed = seed + it * n_batches + b + 1  # keyed by round and minibatch, not by rank
             # fit()'s own Adam covers only mu and rho, so with learned mixing matrices one over
             # every parameter is passed; like the posteriors' state it is fresh in every minibatch.
             fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
@@ -218,22 +270,35 @@ def learn_prior(
             rho_all[sl] = model.rho.detach().cpu()
             if learn_mix and model.mix is not None:
                 mix = model.mix.detach().cpu()
-        mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy())
+        if mix is not None and distributed.active():
+            mix = distributed.weighted_average(mix, hi - lo)
+        mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy(), across_ranks=True)
         bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
-        psnr = -10.0 * torch.log10(mse_all.clamp_min(1e-20)).mean().item()
-        log.info("round %d: %.0f bits per patch, training PSNR %.2f dB (posterior means, beta %.3g)",
-                 it, bits, psnr, beta)
+        psnr = _mean_psnr(mse_all)
+        if distributed.is_main():
+            log.info("round %d: %.0f bits per patch, training PSNR %.2f dB (posterior means, beta %.3g)",
+                     it, bits, psnr, beta)
         if rate_target_bits is not None:
             beta *= float(np.clip(bits / rate_target_bits, 0.5, 2.0))
-        if on_round is not None or it == iterations - 1:
+        if checkpoints or it == iterations - 1:
             learned = _finish(config, mu_all, rho_all, mean, std, mix, beta, kappa=kappa, seed=seed,
                               max_block_size=max_block_size, bits_per_patch=bits_per_patch,
                               rate_targeted=rate_target_bits is not None,
                               meta={"modality": modality, "patch_shape": [int(p) for p in patch_shape],
                                     **(kind or {})})
-            if on_round is not None:
+            if on_round is not None and distributed.is_main():
                 on_round(it, learned)
     return learned
+
+
+def _mean_psnr(mse: torch.Tensor) -> float:
+    """Mean PSNR (dB) of the training posteriors' means from their MSEs (of every rank's)."""
+    log_mse = torch.log10(mse.clamp_min(1e-20))
+    if not distributed.active():
+        return -10.0 * log_mse.mean().item()
+    total = distributed.sum_across(torch.stack([log_mse.to(torch.float64).sum(),
+                                                torch.tensor(float(log_mse.numel()), dtype=torch.float64)]))
+    return float(-10.0 * total[0] / total[1])
 
 
 def _finish(config: INRConfig, mu_all: torch.Tensor, rho_all: torch.Tensor, mean: np.ndarray,
