@@ -7,6 +7,7 @@ same bitstreams.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -107,8 +108,9 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     result["coder"] = coder.to_bytes()
     result["encoded"] = folder.encode_folder(Path(out, "images"), Path(out, "cmb"), prior=coder, **ENCODE)
     Path(out, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
-    torch.distributed.barrier()
+    torch.distributed.barrier()  # as combiner.distributed.finish does
     torch.distributed.destroy_process_group()
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
