@@ -7,6 +7,7 @@ same bitstreams.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -75,7 +76,7 @@ def _posteriors(M: int = 13, D: int = 50):
     return mu, rho
 
 
-ENCODE = dict(fit_steps=20, refine_steps=1, progress=False)
+ENCODE = dict(fit_steps=20, refine_steps=1, progress=False, device="cpu")  # CPU: bit-reproducible
 LEARN = dict(modality="image", patch_shape=(8, 8), iterations=2, steps_per_iteration=5, first_steps=5,
              lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=4, rate_target_bits=100.0)
 
@@ -107,8 +108,9 @@ def _rank_main(rank: int, world: int, port: int, out: str) -> None:
     result["coder"] = coder.to_bytes()
     result["encoded"] = folder.encode_folder(Path(out, "images"), Path(out, "cmb"), prior=coder, **ENCODE)
     Path(out, f"rank{rank}.pkl").write_bytes(pickle.dumps(result))
-    torch.distributed.barrier()
+    torch.distributed.barrier()  # as combiner.distributed.finish does
     torch.distributed.destroy_process_group()
+    gc.collect()
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +166,8 @@ def test_learn_prior_on_two_ranks_learns_the_one_process_prior(two_ranks):
 
 # -- the command line under torchrun -------------------------------------------------------------
 TINY_LEARN = ["--patch", "16", "16", "--crops", "1", "--iterations", "2", "--steps", "10", "--first-steps", "10",
-              "--kappa", "8", "--bits-per-patch", "40", "--batch-patches", "3"]
-TINY_CODE = ["--steps", "30", "--refine-steps", "1"]
+              "--kappa", "8", "--bits-per-patch", "40", "--batch-patches", "3", "--device", "cpu"]
+TINY_CODE = ["--steps", "30", "--refine-steps", "1", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +229,8 @@ def test_encode_folder_on_two_ranks_gives_the_bytes_of_encode(two_ranks, tmp_pat
         (out / f"{name}.cmb").write_bytes(b"kept")
     coder.save(tmp_path / "coder.safetensors")
     assert cli.main(["-q", "encode-folder", str(root / "images"), str(out), "--prior",
-                     str(tmp_path / "coder.safetensors"), "--steps", "20", "--refine-steps", "1", "--resume"]) == 0
+                     str(tmp_path / "coder.safetensors"), "--steps", "20", "--refine-steps", "1", "--device", "cpu",
+                     "--resume"]) == 0
     assert (out / "im0.cmb").read_bytes() == b"kept" == (out / "im2.cmb").read_bytes()
     assert (out / "im1.cmb").read_bytes() == (root / "cmb" / "im1.cmb").read_bytes()
 

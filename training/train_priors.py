@@ -183,10 +183,12 @@ def main() -> None:
                                     bits_per_patch=args.bits, batch_patches=args.batch_patches,
                                     learn_mix=args.mix, rate_targeted=args.rate_targeted).items()
               if v is not None}
+    done = False
     try:
         train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
+        done = True
     finally:
-        distributed.finish()
+        distributed.finish(wait=done)
 
 
 if __name__ == "__main__":

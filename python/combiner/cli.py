@@ -327,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = shlex.join(["combiner", *argv])
     keep_freed_memory()  # fitting steps reuse freed tensor memory instead of page-faulting it in
+    done = False
     try:
         if args.command in SHARED_COMMANDS:
             distributed.init_from_env()
@@ -334,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{args.command} runs in one process; under torchrun use one of "
                              f"{', '.join(SHARED_COMMANDS)}")
         args.func(args)
+        done = True
     except FormatError as e:
         _report(f"invalid bitstream: {e}")
         return 2
@@ -344,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         _report("interrupted")
         return 130
     finally:
-        distributed.finish()
+        distributed.finish(wait=done)
     return 0
 
 

@@ -21,6 +21,7 @@ PyTorch is imported only once a process group is asked for: decoding never needs
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -95,12 +96,18 @@ def init_from_env() -> bool:
     return active()
 
 
-def finish() -> None:
-    """Leave the process group if :func:`init_from_env` created it."""
+def finish(wait: bool = True) -> None:
+    """Leave the process group if :func:`init_from_env` created it. ``wait``: first wait for
+    every rank to get here, so that no rank closes its connections while another still uses them
+    (gloo's threads could then abort the process at exit); only when the work succeeded, since a
+    failed rank's peers may never get here."""
     global _STARTED_HERE
     dist = _dist()
     if dist is not None and _STARTED_HERE:
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
+        gc.collect()  # nothing of the group left over for the interpreter's shutdown
     _STARTED_HERE = False
 
 
