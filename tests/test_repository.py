@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Recorded data, not prose: skipped by the history check (binary files are skipped too).
-DATA_SUFFIXES = {".safetensors", ".cmb", ".png", ".json", ".jsonl", ".wav", ".flac", ".so"}
+DATA_SUFFIXES = {".safetensors", ".cmb", ".png", ".wav", ".flac", ".so"}  # binary data; JSON records are text
 HISTORY = re.compile(
     r"\bsession[- ]?\d+"
     r"|\bsessions? \d+"
