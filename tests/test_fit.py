@@ -2,8 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from combiner.fit import block_kl, evaluate, fit, pick_device, weighted_mse
-from combiner.inr import BayesianINR, INRConfig
+from combiner.fit import (
+    beta_elbo,
+    block_kl,
+    compile_pays,
+    compiled_elbo,
+    evaluate,
+    fit,
+    make_pool,
+    pick_device,
+    weighted_mse,
+)
+from combiner.inr import BayesianINR, INRConfig, fourier_features
 from combiner.tiling import patch_coords, to_patches
 
 # Tiny problems: one intra-op thread is far faster than two (and immune to a busy neighbour
@@ -125,3 +135,38 @@ def test_fit_rejects_bad_shapes():
             beta=1.0)
     with pytest.raises(ValueError):
         fit(model, coords, vals, prior, torch.zeros(5, dtype=torch.long), steps=1, lr=1e-3, beta=1.0)
+
+
+def test_weight_noise_and_pooled_noise_fit_too():
+    for kwargs in (dict(noise="weights", weight_samples=4), dict(pool=None)):
+        model, coords, vals, prior = setup()
+        if "pool" in kwargs:
+            kwargs = dict(pool=make_pool(model, 256))
+        blocks = torch.zeros(TINY.num_params, dtype=torch.long)
+        before = evaluate(model, coords, vals, prior)["mse"]
+        fit(model, coords, vals, prior, blocks, steps=300, lr=3e-3, beta=1e-7, beta_control=False, **kwargs)
+        after = evaluate(model, coords, vals, prior)["mse"]
+        assert torch.all(after < 0.2 * before), (kwargs, before, after)
+
+
+def test_compiled_elbo_matches_eager():
+    """The compiled step computes the same loss and gradients as the eager one (float rounding)."""
+    if not compile_pays(torch.device("cpu"), 10**9, 1):
+        pytest.skip("no C++ compiler for TorchInductor")
+    results = []
+    for elbo in (beta_elbo, compiled_elbo()):
+        model, coords, vals, prior = setup()
+        feats = fourier_features(coords, model.freqs)
+        blocks = torch.arange(TINY.num_params) % 3
+        eps = model.draw_noise(256, torch.Generator().manual_seed(4), "local")
+        beta = torch.full((2, 3), 1e-4)
+        loss, mse, kl = elbo(model, feats, vals, None, *prior, blocks, beta, eps, "local")
+        loss.backward()
+        results.append([loss.detach(), mse.detach(), kl.detach(), model.mu.grad, model.rho.grad])
+    for eager, compiled in zip(*results):
+        torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-7)
+
+
+def test_compile_pays_only_for_long_cpu_fits():
+    assert not compile_pays(torch.device("cpu"), 1000, 100)
+    assert not compile_pays(torch.device("cuda"), 10**6, 10**4)

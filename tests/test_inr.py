@@ -11,6 +11,8 @@ from combiner.inr import (
     init_bounds,
     kl_per_param,
     mlp_forward,
+    noise_pool,
+    pool_window,
     unflatten,
     unflatten_mix,
 )
@@ -191,3 +193,39 @@ def test_learned_mix_is_a_parameter_that_gets_gradients():
     x = torch.rand(7, 2)
     ((m(x, generator=gen()) - 0.3) ** 2).mean().backward()
     assert m.mix.grad is not None and m.mix.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("with_mix", [False, True])
+def test_weight_noise_runs_the_folded_network_per_sample(with_mix):
+    """noise="weights": sample s of patch p is the deterministic network with weights
+    mu + sigma * eps[p, s], on the s-th group of points (mixing and w0 folded in)."""
+    mix = 0.3 * torch.randn(TINY.mix_size, generator=gen(5)) + identity_mix(TINY) if with_mix else None
+    m = BayesianINR(TINY, 2, rho_init=-3.0, generator=gen(1), mix=mix)
+    x = torch.rand(12, 2) * 2 - 1
+    feats = fourier_features(x, m.freqs)
+    eps = m.draw_noise(12, gen(2), "weights", samples=3)
+    assert [e.shape for e in eps] == [(2, 3, TINY.num_params)]
+    out = m.forward_features(feats, eps, "weights").detach()
+    mean, sigma = (t.detach() for t in m.posterior())
+    for p in range(2):
+        for s in range(3):
+            w = (mean[p] + sigma[p] * eps[0][p, s])[None]
+            ref = mlp_forward(TINY, feats[4 * s:4 * s + 4], w, mix)[0]
+            torch.testing.assert_close(out[p, 4 * s:4 * s + 4], ref, atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="groups"):
+        m.forward_features(feats[:11], eps, "weights")
+
+
+def test_local_noise_from_a_pool_is_a_window_of_it():
+    m = BayesianINR(TINY, 2, generator=gen())
+    pool = noise_pool(100, gen(1))
+    assert pool.shape == (1 << 20,) and abs(pool.mean().item()) < 0.01 and abs(pool.std().item() - 1) < 0.01
+    eps = m.draw_noise(5, gen(2), "local", pool=pool)
+    assert [e.shape for e in eps] == [(2, 5, o) for _, o in TINY.layer_shapes]
+    for e in eps:  # views into the pool, not copies
+        assert e.untyped_storage().data_ptr() == pool.untyped_storage().data_ptr()
+    assert not torch.equal(eps[0].flatten()[:16], eps[1].flatten()[:16])  # independent offsets
+    with pytest.raises(ValueError, match="cannot supply"):
+        pool_window(torch.zeros(10), (3, 4), gen())
+    with pytest.raises(ValueError, match="noise must be"):
+        m.draw_noise(5, gen(), "flipout")  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from combiner import _core, bitstream, blocks, decoder, gpu_search, rec, threads
 from combiner.bitstream import Header
 from combiner.decoder import rate_of
-from combiner.fit import fit, pick_device
+from combiner.fit import compile_pays, fit, make_pool, pick_device
 from combiner.inr import BayesianINR
 from combiner.media import Signal, psnr
 from combiner.options import EncodeOptions
@@ -124,8 +124,16 @@ def encode_signals(signals: list[Signal], prior: Prior,
     block_index = torch.from_numpy(_fit_assignment(prior, layouts, opts.spread_blocks))
     beta = opts.beta if opts.beta is not None else float(prior.kind.beta or 1e-6)
     common: dict[str, Any] = dict(kappa_bits=float(prior.kappa), target_bits=opts.target_bits,
-                                  weights=weights, pixel_fraction=opts.pixel_fraction)
-    n_threads = threads.resolve(opts.threads, math.ceil(targets.shape[0] * targets.shape[1] * opts.pixel_fraction))
+                                  weights=weights, pixel_fraction=opts.pixel_fraction,
+                                  noise=opts.noise, weight_samples=opts.weight_samples)
+    points_per_step = math.ceil(targets.shape[0] * targets.shape[1] * opts.pixel_fraction)
+    n_threads = threads.resolve(opts.threads, points_per_step)
+    total_steps = opts.fit_steps + opts.refine_steps * max(0, len(layouts[0].rounds) - 1)
+    common["compile"] = (compile_pays(device, points_per_step, total_steps) if opts.compile is None
+                         else opts.compile)
+    if opts.pooled_noise:  # one pool for the whole encode; windows at seeded random offsets
+        common["pool"] = make_pool(model, math.ceil(targets.shape[1] * opts.pixel_fraction), opts.noise,
+                                   opts.weight_samples, seed=(opts.seed + 0x5EED) % 2**64)
 
     t0 = time.perf_counter()
     with threads.torch_threads(n_threads):

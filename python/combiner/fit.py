@@ -17,15 +17,16 @@ captured in a CUDA graph. Randomness comes only from an explicit torch.Generator
 from __future__ import annotations
 
 import math
+import shutil
 from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from .inr import BayesianINR
+from .inr import BayesianINR, Noise, fourier_features, noise_pool
 
-__all__ = ["pick_device", "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
+__all__ = ["compile_pays", "compiled_elbo", "make_pool", "pick_device", "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
 
 LN2 = math.log(2.0)
 
@@ -71,17 +72,20 @@ def weighted_mse(pred: Tensor, target: Tensor, weights: Tensor | None) -> Tensor
 
 def beta_elbo(
     model: BayesianINR,
-    coords: Tensor,
+    feats: Tensor,
     targets: Tensor,
     weights: Tensor | None,
     prior_mean: Tensor,
     prior_std: Tensor,
     block_index: Tensor,
     beta: Tensor,
-    generator: torch.Generator | None = None,
+    eps: list[Tensor],
+    noise: Noise = "local",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(scalar loss, mse [P], block KL [P, J] in nats) for one stochastic forward pass."""
-    pred = model(coords, generator=generator)
+    """(scalar loss, mse [P], block KL [P, J] in nats) for one stochastic forward pass on
+    Fourier features ``feats`` [N, F] (`combiner.inr.fourier_features` of the points) with the
+    normals ``eps`` (`BayesianINR.draw_noise`). A pure function of its inputs."""
+    pred = model.forward_features(feats, eps, noise)
     mse = weighted_mse(pred, targets, weights)
     kl_blocks = block_kl(model.kl(prior_mean, prior_std), block_index, beta.shape[1])
     if block_index.ndim == 2:  # blocks span patches: one rate term for the whole batch
@@ -89,6 +93,46 @@ def beta_elbo(
     else:  # blocks per patch: the same sum, patch by patch, the order its pinned bitstreams were fitted in
         loss = (mse + (beta * kl_blocks).sum(-1)).sum()
     return loss, mse, kl_blocks
+
+
+_COMPILED: Any = None
+# Point-steps (points per step x steps) above which compiling pays on a CPU: compiling takes
+# 10-25 s, and saves about 1.5 microseconds per point-step on one core (benches/profile_fit.py).
+COMPILE_MIN_POINT_STEPS = 20_000_000
+
+
+def compile_pays(device: torch.device, points_per_step: int, steps: int) -> bool:
+    """Whether `fit(compile=True)` is expected to save time: on a CPU with a C++ compiler
+    (TorchInductor's code generator needs one) for a fit of at least COMPILE_MIN_POINT_STEPS."""
+    if device.type != "cpu" or points_per_step * steps < COMPILE_MIN_POINT_STEPS:
+        return False
+    return any(shutil.which(cxx) for cxx in ("c++", "g++", "clang++"))
+
+
+def compiled_elbo() -> Any:
+    """`beta_elbo` through `torch.compile` (TorchInductor), made once per process.
+
+    On a CPU Inductor fuses the elementwise work of a step (sine, its derivative, the squared
+    error, the KL) into a few vectorised loops around the BLAS matmuls: about 2x fewer seconds
+    per step for the "weights" noise (benches/profile_fit.py). The first step of a new shape
+    compiles (seconds to tens of seconds; Inductor caches the code on disk for later processes).
+    Same values as `beta_elbo` up to float rounding.
+    """
+    global _COMPILED
+    if _COMPILED is None:
+        _COMPILED = torch.compile(beta_elbo, dynamic=False)
+    return _COMPILED
+
+
+def make_pool(model: BayesianINR, points_per_patch: int, noise: Noise = "local", weight_samples: int = 1,
+              seed: int = 0) -> Tensor:
+    """A noise pool (`combiner.inr.noise_pool`) large enough for `fit` on ``points_per_patch``
+    points of each of the model's patches, on the model's device; drawn from ``seed``."""
+    P, D = model.mu.shape
+    width = max(o for _, o in model.config.layer_shapes)
+    largest = P * weight_samples * D if noise == "weights" else P * points_per_patch * width
+    generator = torch.Generator(device=model.mu.device).manual_seed(seed)
+    return noise_pool(largest, generator, model.mu.device)
 
 
 def _expand_beta(beta: float | Tensor, P: int, J: int, device: torch.device) -> Tensor:
@@ -127,6 +171,10 @@ def fit(
     seed: int = 0,
     generator: torch.Generator | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    noise: Noise = "local",
+    weight_samples: int = 1,
+    pool: Tensor | None = None,
+    compile: bool = False,
     progress: bool = False,
 ) -> Tensor:
     """Fit the posteriors of `model` to `targets` [P, N, out] at `coords` [N, in] with Adam.
@@ -147,6 +195,11 @@ def fit(
     subset for every patch. Randomness comes from `generator` if given, else a fresh generator on
     the model's device seeded with `seed` (CPU runs are bit-reproducible).
     `optimizer`: reuse an existing Adam (progressive refinement); a new one is made otherwise.
+    `noise`: how each step draws the network (`BayesianINR.forward_features`); with "weights",
+    `weight_samples` draws per patch and step (the points per step are rounded down to a
+    multiple of it). `pool`: take each step's normals as windows of this pool (`make_pool`)
+    instead of drawing them afresh.
+    `compile`: run the loss and its gradient through `torch.compile` (`compiled_elbo`).
     """
     device = model.mu.device
     P, D = model.mu.shape
@@ -164,6 +217,7 @@ def fit(
         model.set_fixed(fixed_mask, fixed_values)
     prior_mean, prior_std = as_prior_tensors(prior, device)
     coords = coords.to(device=device, dtype=torch.float32)
+    feats = fourier_features(coords, model.freqs)  # fixed points: computed once, not every step
     targets = targets.to(device=device, dtype=torch.float32)
     if weights is not None:
         weights = weights.to(device=device, dtype=torch.float32)
@@ -183,9 +237,15 @@ def fit(
     hi, lo = (target + band_bits) * LN2, (target - band_bits) * LN2  # compare in nats: no division
     N = coords.shape[-2]
     n_sub = max(1, int(round(N * pixel_fraction))) if pixel_fraction < 1.0 else N
+    samples = weight_samples if noise == "weights" else 1
+    if n_sub % samples:
+        n_sub = max(samples, n_sub - n_sub % samples)
+        if n_sub > N:
+            raise ValueError(f"{N} points cannot be split among {samples} weight samples")
     decay_step = int(lr_decay_at * steps)
     start_step = int(control_start * steps)
 
+    elbo = compiled_elbo() if compile else beta_elbo
     model.train()
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
     for step in bar:
@@ -194,12 +254,13 @@ def fit(
                 g["lr"] = lr * 0.5
         if n_sub < N:
             idx = torch.randperm(N, generator=generator, device=device)[:n_sub]
-            c, t = coords[..., idx, :], targets[:, idx]
+            f, t = feats[..., idx, :], targets[:, idx]
             w = weights[:, idx] if weights is not None else None
         else:
-            c, t, w = coords, targets, weights
+            f, t, w = feats, targets, weights
         optimizer.zero_grad(set_to_none=True)
-        loss, mse, kl_blocks = beta_elbo(model, c, t, w, prior_mean, prior_std, block_index, beta_t, generator)
+        eps = model.draw_noise(f.shape[-2], generator, noise, samples, pool)
+        loss, mse, kl_blocks = elbo(model, f, t, w, prior_mean, prior_std, block_index, beta_t, eps, noise)
         loss.backward()
         optimizer.step()
         if beta_control and step >= start_step and (step - start_step) % control_every == 0:

@@ -31,6 +31,7 @@ identities (the plain network), computed without the extra products.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -49,7 +50,17 @@ __all__ = [
     "network_forward",
     "identity_mix",
     "unflatten_mix",
+    "effective_layers",
+    "noise_pool",
+    "pool_window",
+    "Noise",
 ]
+
+# How a fitting step draws the network (see `BayesianINR.forward_features`):
+# "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
+#          Welling 2015); "weights": one weight sample per patch and step, the plain
+#          reparameterisation trick, a deterministic network per draw.
+Noise = Literal["local", "weights"]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
@@ -178,6 +189,60 @@ def mlp_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor |
     return x
 
 
+def noise_pool(largest: int, generator: torch.Generator | None = None,
+               device: torch.device | str | None = None) -> Tensor:
+    """Standard normals, float32 [max(4 * largest, 2^20)], from which `pool_window` takes the
+    noise of a fitting step.
+
+    Why: drawing fresh normals for every activation of every step was about a third of a step
+    on a CPU (benches/profile_fit.py). A window at a uniformly random offset is still a vector of
+    independent standard normals, so each step's gradient estimate stays unbiased; steps reuse
+    pool entries at shifted positions, on other (randomly chosen) points, which leaves them
+    practically uncorrelated.
+    """
+    size = max(4 * largest, 1 << 20)
+    return torch.randn(size, generator=generator, dtype=torch.float32, device=device)
+
+
+def pool_window(pool: Tensor, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """A view of ``math.prod(shape)`` consecutive entries of ``pool`` at a random offset."""
+    count = math.prod(shape)
+    if count > pool.numel():
+        raise ValueError(f"a noise pool of {pool.numel()} cannot supply {count} normals")
+    offset = int(torch.randint(0, pool.numel() - count + 1, (1,), generator=generator, device=pool.device))
+    return pool[offset:offset + count].view(shape)
+
+
+def effective_layers(config: INRConfig, weights: Tensor, mix: Tensor | None,
+                     scale_hidden: bool = False) -> list[tuple[Tensor, Tensor]]:
+    """Per-layer effective weights [P, in, out] and biases [P, 1, out] of flat parameters
+    [P, D]: ``L Theta R`` split into its rows (see the module docstring), or Theta itself
+    without mixing. With ``scale_hidden`` the hidden layers are multiplied by ``w0``, so that
+    ``sin(x @ W + b)`` is the layer: one elementwise pass fewer per layer (fitting only; the
+    decoder's summation order is specified separately in docs/format.md section 7)."""
+    thetas = _augmented(config, weights)
+    mixes: list[Mix | None] = list(_mixes(config, mix)) if mix is not None else [None] * len(thetas)
+    out = []
+    for l, (theta, m) in enumerate(zip(thetas, mixes)):
+        eff = theta if m is None else torch.matmul(torch.matmul(m[0], theta), m[1])
+        if scale_hidden and l < len(thetas) - 1:
+            eff = eff * config.w0
+        out.append((eff[:, :-1, :], eff[:, -1:, :]))
+    return out
+
+
+def folded_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor | None) -> Tensor:
+    """The network with flat parameters [P, D] on features [n, F] or [P, n, F] -> [P, n, out],
+    computed with `effective_layers` (mixing and w0 folded into each patch's weights)."""
+    layers = effective_layers(config, weights, mix, scale_hidden=True)
+    x = feats.expand(weights.shape[0], *feats.shape[-2:]) if feats.ndim == 2 else feats
+    for l, (W, b) in enumerate(layers):
+        x = torch.baddbmm(b, x, W)
+        if l < len(layers) - 1:
+            x = torch.sin(x)
+    return x
+
+
 class BayesianINR(torch.nn.Module):
     """P independent Bayesian INRs with diagonal Gaussian posteriors N(mu, softplus(rho)^2).
 
@@ -281,31 +346,73 @@ class BayesianINR(torch.nn.Module):
             torch.where(self.fixed_mask, m, mean), torch.where(self.fixed_mask, s, sigma), m, s
         )
 
-    def forward(self, coords: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Stochastic forward with local reparameterisation: coords [N, in] or [P, N, in] -> [P, N, out].
+    def forward(self, coords: Tensor, generator: torch.Generator | None = None,
+                noise: Noise = "local") -> Tensor:
+        """Stochastic forward: coords [N, in] or [P, N, in] -> [P, N, out] (see `forward_features`)."""
+        x = fourier_features(coords, self.freqs)
+        return self.forward_features(x, self.draw_noise(x.shape[-2], generator, noise), noise)
 
-        Each pre-activation is drawn from its exact Gaussian marginal given the layer input, with
-        fresh noise per (patch, point, unit): lower-variance gradients than sampling weights.
+    def draw_noise(self, num_points: int, generator: torch.Generator | None = None,
+                   noise: Noise = "local", samples: int = 1, pool: Tensor | None = None) -> list[Tensor]:
+        """The standard normals of one stochastic forward pass on ``num_points`` points, float32:
+        ``"local"``: one [P, num_points, out_l] tensor per layer, drawn layer by layer;
+        ``"weights"``: one [P, samples, D] tensor (``samples`` weight draws per patch). Drawn apart from the arithmetic so that the forward
+        pass is a pure function of its inputs (which `torch.compile` can fuse).
+
+        ``pool``: a 1-D tensor of standard normals (`noise_pool`); each tensor is then a window
+        of it at an offset drawn from ``generator``, instead of fresh normals.
+        """
+        P, D = self.mu.shape
+        def normals(*shape: int) -> Tensor:
+            if pool is not None:
+                return pool_window(pool, shape, generator)
+            return torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
+        if noise == "weights":
+            return [normals(P, samples, D)]
+        if noise != "local":
+            raise ValueError(f"noise must be 'local' or 'weights', not {noise!r}")
+        return [normals(P, num_points, o) for _, o in self.config.layer_shapes]
+
+    def forward_features(self, x: Tensor, eps: list[Tensor], noise: Noise = "local") -> Tensor:
+        """Stochastic forward on Fourier features [N, F] or [P, N, F] -> [P, N, out], with the
+        normals ``eps`` of `draw_noise`.
+
+        ``noise="local"``: local reparameterisation (Kingma, Salimans and Welling 2015); each
+        pre-activation is drawn from its exact Gaussian marginal given the layer input, with
+        fresh noise per (patch, point, unit): the lowest-variance gradients, at two matmuls per
+        layer and one normal per activation.
+        ``noise="weights"``: S weight samples per patch (eps [P, S, D]), sample s used on the
+        s-th of S equal consecutive groups of the points (N must be a multiple of S), then the
+        deterministic network: one matmul per layer and one normal per weight and sample;
+        noisier gradients for a fraction of the cost (benches/profile_fit.py).
         """
         mean, sigma = self.posterior()
-        x = fourier_features(coords, self.freqs)
+        if noise == "weights":
+            P, S, D = eps[0].shape
+            w = (mean.unsqueeze(1) + sigma.unsqueeze(1) * eps[0]).reshape(P * S, D)
+            n = x.shape[-2]
+            if n % S:
+                raise ValueError(f"{n} points do not split into {S} groups")
+            grouped = x.reshape(-1, S, n // S, x.shape[-1]).expand(P, S, n // S, x.shape[-1])
+            out = folded_forward(self.config, grouped.reshape(P * S, n // S, x.shape[-1]), w, self.mix)
+            return out.reshape(P, n, out.shape[-1])
         if self.mix is not None:
-            return self._forward_mixed(x, mean, sigma, generator)
+            return self._forward_mixed(x, mean, sigma, eps)
         mean_layers = unflatten(self.config, mean)
         var_layers = unflatten(self.config, sigma * sigma)
         last = len(mean_layers) - 1
         for l, ((Wm, bm), (Wv, bv)) in enumerate(zip(mean_layers, var_layers)):
             m = torch.matmul(x, Wm) + bm.unsqueeze(1)
             v = torch.matmul(x * x, Wv) + bv.unsqueeze(1)
-            eps = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
-            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps
+            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l]
             if l < last:
                 x = torch.sin(self.config.w0 * x)
         return x
 
-    def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, generator) -> Tensor:
-        """`forward` with mixing matrices: L and R are deterministic, so drawing ([x, 1] L) Theta
-        by local reparameterisation and then multiplying by R keeps every draw exact."""
+    def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:
+        """`forward_features` with mixing matrices: L and R are deterministic, so drawing
+        ([x, 1] L) Theta by local reparameterisation and then multiplying by R keeps every draw
+        exact."""
         assert self.mix is not None
         mixes = _mixes(self.config, self.mix)
         mean_layers = _augmented(self.config, mean)
@@ -315,8 +422,7 @@ class BayesianINR(torch.nn.Module):
             u = _mixed_input(x, L)
             m = torch.matmul(u, Tm)
             v = torch.matmul(u * u, Tv)
-            eps = torch.randn(m.shape, generator=generator, device=m.device, dtype=m.dtype)
-            x = torch.matmul(m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps, R)
+            x = torch.matmul(m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l], R)
             if l < last:
                 x = torch.sin(self.config.w0 * x)
         return x

@@ -18,6 +18,8 @@ __all__ = ["EncodeOptions", "EncoderSettings", "Search"]
 # Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto": the
 # GPU when fitting on CUDA and CuPy is installed.
 Search = Literal["auto", "cpu", "gpu"]
+# How a fitting step draws the network: combiner.inr.Noise.
+Noise = Literal["local", "weights"]
 
 MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
 MAX_TARGET_BITS = 64.0  # a block index has at most 64 bits (kappa)
@@ -41,6 +43,12 @@ class EncoderSettings:
     pixel_fraction: float = 1.0  # the share of points each fitting step uses
     # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
     spread_blocks: bool = False
+    # "local": local reparameterisation (fresh noise per activation); "weights": one weight
+    # sample per patch and step, about a third of the step's cost (benches/profile_fit.py).
+    noise: Noise = "local"
+    weight_samples: int = 1  # with noise="weights": weight draws per patch and step
+    # Each step's normals as windows of one pool drawn once (combiner.inr.noise_pool).
+    pooled_noise: bool = False
 
     def __post_init__(self) -> None:
         _integer(self, "fit_steps", 0, MAX_STEPS)
@@ -52,6 +60,10 @@ class EncoderSettings:
         _real(self, "beta", 0.0, math.inf, optional=True)
         _real(self, "target_bits", 0.0, MAX_TARGET_BITS, optional=True)
         _flag(self, "spread_blocks")
+        _integer(self, "weight_samples", 1, 4096)
+        _flag(self, "pooled_noise")
+        if self.noise not in get_args(Noise):
+            raise ValueError(f"noise must be one of {get_args(Noise)}, not {self.noise!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe's fields (only those of `EncoderSettings`), for the prior file."""
@@ -95,9 +107,14 @@ class EncodeOptions(EncoderSettings):
     # Threads for fitting and for the search (one after the other); None: combiner.threads picks
     # from the free cores and the size of the signal.
     threads: int | None = None
+    # Fitting steps through torch.compile (combiner.fit.compiled_elbo): True, False, or None for
+    # when it pays (combiner.fit.compile_pays: a C++ compiler and a long enough fit).
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.compile is not None:
+            _flag(self, "compile")
         _integer(self, "seed", 0, 2**64 - 1)
         if self.device is not None and not isinstance(self.device, str):
             raise ValueError(f"device must be a string such as 'cpu' or 'cuda:1', or None, got {self.device!r}")

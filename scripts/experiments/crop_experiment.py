@@ -38,12 +38,20 @@ def centre_crop(path: Path) -> np.ndarray:
     return x[top:top + CROP, left:left + CROP]
 
 
-def parse_override(item: str) -> tuple[str, int | float]:
-    """'refine_steps=30' -> ('refine_steps', 30): the numeric encoder settings only."""
+def parse_override(item: str) -> tuple[str, int | float | str]:
+    """'refine_steps=30' -> ('refine_steps', 30); a value that is not a number stays a string
+    ('noise=weights'); true and false are flags."""
     key, sep, value = item.partition("=")
     if not sep or key not in codec.EncodeOptions.__dataclass_fields__:
         raise SystemExit(f"--set wants OPTION=VALUE with an EncodeOptions field, got {item!r}")
-    return key, float(value) if any(ch in value for ch in ".eE") else int(value)
+    if value in ("true", "false"):
+        return key, value == "true"
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def main() -> None:
