@@ -7,8 +7,9 @@ The signal is the shipped prior's Kodak layout: 96 patches of 64 x 64 points (76
 on the prior's pixel fraction of them, with the prior's mixing matrices. Variants of the step:
 
 - ``local``: local reparameterisation (fresh noise per activation), eager PyTorch;
-- ``weights``: one weight sample per patch and step, eager PyTorch;
-- ``weights+compile``: the same through ``torch.compile`` (compile time printed separately).
+- ``local+pool``: the same with the normals taken from a noise pool (``pooled_noise``);
+- ``local+pool+compile``: that through ``torch.compile`` (the warm-up column includes compiling);
+- ``weights``, ``weights+compile``: one weight sample per patch and step.
 
 For each: milliseconds per step, the step's matmul FLOPs (forward and backward, counted from the
 shapes), the FLOP/s this amounts to and its ratio to a 1024^3 float32 matmul (sgemm) measured
@@ -31,7 +32,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from combiner import rec, registry
-from combiner.fit import beta_elbo, block_kl, compiled_elbo
+from combiner.allocator import keep_freed_memory
+from combiner.fit import beta_elbo, compiled_elbo, make_pool
 from combiner.inr import BayesianINR, fourier_features
 from combiner.tiling import patch_coords
 
@@ -52,6 +54,17 @@ def group_of(name: str) -> str:
         if any(name.startswith(n) for n in names):
             return group
     return "other elementwise and copies"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def sgemm_gflops(repeat: int = 10) -> float:
@@ -78,7 +91,7 @@ def step_flops(config, n: int, noise: str) -> float:
 class Step:
     """One fitting step (subset, noise, loss, backward, Adam) on the Kodak layout."""
 
-    def __init__(self, prior, noise: str, compiled: bool) -> None:
+    def __init__(self, prior, noise: str, compiled: bool, pooled: bool) -> None:
         self.noise = noise
         cfg = prior.config
         self.model = BayesianINR(cfg, PATCHES, mix=torch.from_numpy(prior.mix), mean=torch.from_numpy(prior.mean),
@@ -94,11 +107,12 @@ class Step:
         self.gen = torch.Generator().manual_seed(0)
         self.opt = torch.optim.Adam([self.model.mu, self.model.rho], lr=1e-3)
         self.elbo = compiled_elbo() if compiled else beta_elbo
+        self.pool = make_pool(self.model, self.n, noise) if pooled else None
 
     def __call__(self) -> None:
         idx = torch.randperm(self.N, generator=self.gen)[:self.n]
         self.opt.zero_grad(set_to_none=True)
-        eps = self.model.draw_noise(self.n, self.gen, self.noise)
+        eps = self.model.draw_noise(self.n, self.gen, self.noise, pool=self.pool)
         loss, _, _ = self.elbo(self.model, self.feats[idx], self.targets[:, idx], None, *self.prior,
                                self.block_index, self.beta, eps, self.noise)
         loss.backward()
@@ -142,19 +156,22 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--prior", default="photo-q1")
     a = ap.parse_args()
+    keep_freed_memory()  # as the command line does
     torch.set_num_threads(a.threads)
     prior = registry.load_shipped(a.prior)
     peak = sgemm_gflops()
     print(f"# python benches/profile_fit.py --threads {a.threads} --steps {a.steps} --prior {a.prior}")
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} thread(s)")
+    print(f"# {cpu_name()}, torch {torch.__version__}, {a.threads} thread(s)")
     print(f"sgemm 1024^3 float32: {peak:.1f} GFLOP/s")
     print(f"\nfitting step, {PATCHES} patches of {prior.kind.patch_shape}, "
           f"pixel fraction {prior.encoder.pixel_fraction}:")
-    print(f"{'variant':<18} {'ms/step':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'of sgemm':>9} {'warm-up s':>9}")
+    print(f"{'variant':<20} {'ms/step':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'of sgemm':>9} {'warm-up s':>9}")
     tables = {}
-    for name, noise, compiled in (("local", "local", False), ("weights", "weights", False),
-                                  ("weights+compile", "weights", True)):
-        step = Step(prior, noise, compiled)
+    variants = (("local", "local", False, False), ("local+pool", "local", False, True),
+                ("local+pool+compile", "local", True, True), ("weights", "weights", False, False),
+                ("weights+compile", "weights", True, False))
+    for name, noise, compiled, pooled in variants:
+        step = Step(prior, noise, compiled, pooled)
         t = time.perf_counter()
         for _ in range(3):
             step()
@@ -164,7 +181,7 @@ def main() -> None:
             step()
         ms = (time.perf_counter() - t) / a.steps * 1e3
         flops = step_flops(prior.config, step.n, noise)
-        print(f"{name:<18} {ms:8.1f} {flops / 1e9:6.2f} {flops / ms / 1e6:8.1f} "
+        print(f"{name:<20} {ms:8.1f} {flops / 1e9:6.2f} {flops / ms / 1e6:8.1f} "
               f"{flops / ms / 1e6 / peak:9.2f} {warm:9.1f}")
         if not compiled:
             tables[name] = ops_table(step, max(3, a.steps // 4))

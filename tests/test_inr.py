@@ -229,3 +229,19 @@ def test_local_noise_from_a_pool_is_a_window_of_it():
         pool_window(torch.zeros(10), (3, 4), gen())
     with pytest.raises(ValueError, match="noise must be"):
         m.draw_noise(5, gen(), "flipout")  # type: ignore[arg-type]
+
+
+def test_folded_noise_is_local_noise_without_mixing_and_exact_in_the_mean_with_it():
+    """noise="folded" draws the same pre-activations as "local" without mixing matrices; with
+    them its mean network (zero noise) is the posterior-mean network."""
+    x = torch.rand(7, 2) * 2 - 1
+    feats = fourier_features(x, torch.from_numpy(TINY.frequencies()).to(torch.float32))
+    m = BayesianINR(TINY, 3, rho_init=-4.0, generator=gen(6))
+    eps = m.draw_noise(7, gen(7), "local")
+    local = m.forward_features(feats, eps, "local").detach()
+    torch.testing.assert_close(m.forward_features(feats, eps, "folded").detach(), local, atol=1e-4, rtol=1e-4)
+    mix = identity_mix(TINY) + 0.1 * torch.randn(TINY.mix_size, generator=gen(8))
+    m = BayesianINR(TINY, 3, rho_init=-4.0, generator=gen(6), mix=mix)
+    zero = [torch.zeros_like(e) for e in eps]
+    torch.testing.assert_close(m.forward_features(feats, zero, "folded").detach(),
+                               m.forward_mean(x).detach(), atol=1e-4, rtol=1e-4)

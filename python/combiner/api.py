@@ -89,7 +89,8 @@ def encode_file(path: str | os.PathLike, *, prior: PriorLike | None = None,
     unit = "bpp" if res.decoded.modality == "image" else "kbit/s"
     name = unpack(res.data)[0].prior_id
     report = (f"{path}: prior {name}, {len(res.data)} bytes, {res.bits_per_unit:.4f} {unit}, PSNR {res.psnr:.2f} dB "
-              f"(fit {res.fit_seconds:.1f} s, coding {res.code_seconds:.1f} s)")
+              f"(fit {res.fit_seconds:.1f} s, coding {res.code_seconds:.1f} s of which search "
+              f"{res.search_seconds:.1f} s)")
     return res.data, report
 
 

@@ -47,8 +47,9 @@ class EncodeResult:
     decoded: Signal  # what every decoder outputs, on the [0, 1] scale of the input
     psnr: float
     bits_per_unit: float  # bits per pixel (images) or kbit/s (audio), from the whole file
-    fit_seconds: float
-    code_seconds: float
+    fit_seconds: float  # fitting the posterior before coding
+    code_seconds: float  # coding: the block searches and the refinement steps between them
+    search_seconds: float  # of which the block searches
 
 
 def prior_name(prior: Prior) -> str:
@@ -138,10 +139,10 @@ def encode_signals(signals: list[Signal], prior: Prior,
     t0 = time.perf_counter()
     with threads.torch_threads(n_threads):
         beta_t = fit(model, coords, targets, prior, block_index, steps=opts.fit_steps, lr=opts.lr,
-                     beta=beta, control_every=opts.control_every, seed=opts.seed,
+                     lr_schedule=opts.lr_schedule, beta=beta, control_every=opts.control_every, seed=opts.seed,
                      progress=opts.progress, **common)
         t1 = time.perf_counter()
-        final, indices = _code_progressively(model, prior, coords, targets, block_index, beta_t,
+        final, indices, search_seconds = _code_progressively(model, prior, coords, targets, block_index, beta_t,
                                              layouts, opts, common, n_threads)
     t2 = time.perf_counter()
 
@@ -156,6 +157,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
             data=data, weights=w, decoded=decoded, psnr=psnr(signal.values, decoded.values),
             bits_per_unit=rate_of(header, len(data)),
             fit_seconds=(t1 - t0) / len(signals), code_seconds=(t2 - t1) / len(signals),
+            search_seconds=search_seconds / len(signals),
         ))
     return results
 
@@ -173,12 +175,12 @@ def _fit_assignment(prior: Prior, layouts: list[blocks.BlockLayout], spread: boo
 
 
 def _code_progressively(model, prior, coords, targets, block_index, beta, layouts, opts,
-                        common, n_threads: int) -> tuple[np.ndarray, list[np.ndarray]]:
+                        common, n_threads: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
     rest; repeat for every round (see `combiner.blocks`).
 
-    Returns the final weights [P, D] (every entry a transmitted sample) and each signal's indices
-    in block-id order.
+    Returns the final weights [P, D] (every entry a transmitted sample), each signal's indices
+    in block-id order and the seconds spent in the searches.
     """
     device = model.mu.device
     P, D = targets.shape[0], prior.config.num_params
@@ -189,18 +191,21 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
     search = block_search(opts.search, device)
     num_rounds = len(layouts[0].rounds)
+    search_seconds = 0.0
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):
         ids = [layout.rounds[r] for layout in layouts]
         parts = [layout.gather(bs) for layout, bs in zip(layouts, ids)]
         flat = np.concatenate([f + off for (f, _), off in zip(parts, offsets)])
         with torch.no_grad():
             mu, sigma = (t.detach().cpu().numpy().reshape(-1) for t in model.posterior())
+        t = time.perf_counter()
         res = search(
             mu[flat], np.maximum(sigma[flat], SIGMA_FLOOR), prior.mean[flat % D], prior.std[flat % D],
             np.concatenate([sizes for _, sizes in parts]), seed=opts.seed,
             block_ids=np.concatenate(ids), kappa=prior.kappa, early_stop=opts.early_stop,
             threads=n_threads,
         )
+        search_seconds += time.perf_counter() - t
         start = 0
         for signal_indices, bs in zip(indices, ids):
             signal_indices[bs] = res.indices[start:start + len(bs)]
@@ -213,7 +218,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
             fit(model, coords, targets, prior, block_index, steps=opts.refine_steps,
                 lr=opts.lr * 0.5, beta=beta, beta_control=False, lr_decay_at=1.0,
                 seed=opts.seed + 1 + r, optimizer=optimizer, **common)
-    return final.reshape(P, D), indices
+    return final.reshape(P, D), indices, search_seconds
 
 
 def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchResult]:

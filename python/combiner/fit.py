@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -29,6 +29,9 @@ from .inr import BayesianINR, Noise, fourier_features, noise_pool
 __all__ = ["compile_pays", "compiled_elbo", "make_pool", "pick_device", "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
 
 LN2 = math.log(2.0)
+
+# How the learning rate of a fit changes over its steps (see `fit`).
+LrSchedule = Literal["step", "cosine"]
 
 
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:
@@ -164,6 +167,7 @@ def fit(
     control_start: float = 0.1,
     beta_control: bool = True,
     lr_decay_at: float = 0.8,
+    lr_schedule: LrSchedule = "step",
     fixed_mask: Tensor | None = None,
     fixed_values: Tensor | None = None,
     weights: Tensor | None = None,
@@ -187,7 +191,9 @@ def fit(
     Beta control (if `beta_control`): from `control_start * steps` on, every `control_every` steps,
     each block's KL in bits is compared with `target_bits` (default kappa_bits - 0.5): above
     target + band -> beta *= beta_factor, below target - band -> beta /= beta_factor. Blocks whose
-    parameters are all fixed are left alone. The learning rate halves at `lr_decay_at * steps`.
+    parameters are all fixed are left alone. `lr_schedule` "step": the learning rate halves at
+    `lr_decay_at * steps`; "cosine": it follows lr * (1 + cos(pi * step / steps)) / 2 (Loshchilov
+    and Hutter 2017, without restarts).
 
     fixed_mask / fixed_values [P, D]: if given, installed on the model first (see
     `BayesianINR.set_fixed`); otherwise the model's current fixed set is used.
@@ -249,7 +255,10 @@ def fit(
     model.train()
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
     for step in bar:
-        if step == decay_step and step > 0:
+        if lr_schedule == "cosine":
+            for g in optimizer.param_groups:
+                g["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        elif step == decay_step and step > 0:
             for g in optimizer.param_groups:
                 g["lr"] = lr * 0.5
         if n_sub < N:

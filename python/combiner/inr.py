@@ -51,6 +51,7 @@ __all__ = [
     "identity_mix",
     "unflatten_mix",
     "effective_layers",
+    "effective_variances",
     "noise_pool",
     "pool_window",
     "Noise",
@@ -60,7 +61,10 @@ __all__ = [
 # "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
 #          Welling 2015); "weights": one weight sample per patch and step, the plain
 #          reparameterisation trick, a deterministic network per draw.
-Noise = Literal["local", "weights"]
+# "folded": local reparameterisation on the effective weights L Theta R, each with its own
+#          variance, ignoring the correlations that the mixing matrices create between them:
+#          half the matmuls of "local" (no per-point L and R products).
+Noise = Literal["local", "folded", "weights"]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
@@ -231,6 +235,23 @@ def effective_layers(config: INRConfig, weights: Tensor, mix: Tensor | None,
     return out
 
 
+def effective_variances(config: INRConfig, variances: Tensor, mix: Tensor | None,
+                        scale_hidden: bool = False) -> list[tuple[Tensor, Tensor]]:
+    """Per-layer variances of the effective weights [P, in, out] and biases [P, 1, out] when the
+    coded parameters have independent variances [P, D]: ``(L o L) Var(Theta) (R o R)`` (o: the
+    elementwise product), the variance of each entry of ``L Theta R``; their covariances are
+    left out. ``scale_hidden``: times ``w0^2`` for hidden layers, matching `effective_layers`."""
+    thetas = _augmented(config, variances)
+    mixes: list[Mix | None] = list(_mixes(config, mix)) if mix is not None else [None] * len(thetas)
+    out = []
+    for l, (theta, m) in enumerate(zip(thetas, mixes)):
+        eff = theta if m is None else torch.matmul(torch.matmul(m[0] * m[0], theta), m[1] * m[1])
+        if scale_hidden and l < len(thetas) - 1:
+            eff = eff * (config.w0 * config.w0)
+        out.append((eff[:, :-1, :], eff[:, -1:, :]))
+    return out
+
+
 def folded_forward(config: INRConfig, feats: Tensor, weights: Tensor, mix: Tensor | None) -> Tensor:
     """The network with flat parameters [P, D] on features [n, F] or [P, n, F] -> [P, n, out],
     computed with `effective_layers` (mixing and w0 folded into each patch's weights)."""
@@ -369,8 +390,8 @@ class BayesianINR(torch.nn.Module):
             return torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
         if noise == "weights":
             return [normals(P, samples, D)]
-        if noise != "local":
-            raise ValueError(f"noise must be 'local' or 'weights', not {noise!r}")
+        if noise not in ("local", "folded"):
+            raise ValueError(f"noise must be 'local', 'folded' or 'weights', not {noise!r}")
         return [normals(P, num_points, o) for _, o in self.config.layer_shapes]
 
     def forward_features(self, x: Tensor, eps: list[Tensor], noise: Noise = "local") -> Tensor:
@@ -381,6 +402,10 @@ class BayesianINR(torch.nn.Module):
         pre-activation is drawn from its exact Gaussian marginal given the layer input, with
         fresh noise per (patch, point, unit): the lowest-variance gradients, at two matmuls per
         layer and one normal per activation.
+        ``noise="folded"``: local reparameterisation on the effective weights ``L Theta R``
+        with the variance of each (`effective_variances`), as if they were independent: exact
+        without mixing matrices, an approximation with them (the mixing matrices are close to
+        the identity), at half the matmuls of "local".
         ``noise="weights"``: S weight samples per patch (eps [P, S, D]), sample s used on the
         s-th of S equal consecutive groups of the points (N must be a multiple of S), then the
         deterministic network: one matmul per layer and one normal per weight and sample;
@@ -396,6 +421,8 @@ class BayesianINR(torch.nn.Module):
             grouped = x.reshape(-1, S, n // S, x.shape[-1]).expand(P, S, n // S, x.shape[-1])
             out = folded_forward(self.config, grouped.reshape(P * S, n // S, x.shape[-1]), w, self.mix)
             return out.reshape(P, n, out.shape[-1])
+        if noise == "folded":
+            return self._forward_folded(x, mean, sigma, eps)
         if self.mix is not None:
             return self._forward_mixed(x, mean, sigma, eps)
         mean_layers = unflatten(self.config, mean)
@@ -407,6 +434,22 @@ class BayesianINR(torch.nn.Module):
             x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l]
             if l < last:
                 x = torch.sin(self.config.w0 * x)
+        return x
+
+    def _forward_folded(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:
+        """`forward_features` with noise "folded": local reparameterisation in the basis of the
+        effective weights (`effective_layers`, `effective_variances`)."""
+        means = effective_layers(self.config, mean, self.mix, scale_hidden=True)
+        variances = effective_variances(self.config, sigma * sigma, self.mix, scale_hidden=True)
+        P = mean.shape[0]
+        x = x.expand(P, *x.shape[-2:]) if x.ndim == 2 else x
+        last = len(means) - 1
+        for l, ((W, b), (V, c)) in enumerate(zip(means, variances)):
+            m = torch.baddbmm(b, x, W)
+            v = torch.baddbmm(c, x * x, V)
+            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l]
+            if l < last:
+                x = torch.sin(x)
         return x
 
     def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:

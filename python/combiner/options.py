@@ -19,7 +19,8 @@ __all__ = ["EncodeOptions", "EncoderSettings", "Search"]
 # GPU when fitting on CUDA and CuPy is installed.
 Search = Literal["auto", "cpu", "gpu"]
 # How a fitting step draws the network: combiner.inr.Noise.
-Noise = Literal["local", "weights"]
+Noise = Literal["local", "folded", "weights"]
+LrSchedule = Literal["step", "cosine"]  # combiner.fit.LrSchedule
 
 MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
 MAX_TARGET_BITS = 64.0  # a block index has at most 64 bits (kappa)
@@ -49,6 +50,8 @@ class EncoderSettings:
     weight_samples: int = 1  # with noise="weights": weight draws per patch and step
     # Each step's normals as windows of one pool drawn once (combiner.inr.noise_pool).
     pooled_noise: bool = False
+    # How the fitting learning rate changes: "step" (halved at 80 % of the steps) or "cosine".
+    lr_schedule: LrSchedule = "step"
 
     def __post_init__(self) -> None:
         _integer(self, "fit_steps", 0, MAX_STEPS)
@@ -62,6 +65,8 @@ class EncoderSettings:
         _flag(self, "spread_blocks")
         _integer(self, "weight_samples", 1, 4096)
         _flag(self, "pooled_noise")
+        if self.lr_schedule not in get_args(LrSchedule):
+            raise ValueError(f"lr_schedule must be one of {get_args(LrSchedule)}, not {self.lr_schedule!r}")
         if self.noise not in get_args(Noise):
             raise ValueError(f"noise must be one of {get_args(Noise)}, not {self.noise!r}")
 
