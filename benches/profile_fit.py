@@ -9,6 +9,7 @@ on the prior's pixel fraction of them, with the prior's mixing matrices. Variant
 - ``local``: local reparameterisation (fresh noise per activation), eager PyTorch;
 - ``local+pool``: the same with the normals taken from a noise pool (``pooled_noise``);
 - ``local+pool+compile``: that through ``torch.compile`` (the warm-up column includes compiling);
+- ``folded+pool``, ``folded+pool+compile``: local reparameterisation on the effective weights;
 - ``weights``, ``weights+compile``: one weight sample per patch and step.
 
 For each: milliseconds per step, the step's matmul FLOPs (forward and backward, counted from the
@@ -80,9 +81,11 @@ def sgemm_gflops(repeat: int = 10) -> float:
 def step_flops(config, n: int, noise: str) -> float:
     """Matmul FLOPs of one step (forward + backward = 3x the forward's), counted from the shapes."""
     fwd = 0
-    for l, (i, o) in enumerate(config.layer_shapes):
+    for i, o in config.layer_shapes:
         if noise == "weights":
             fwd += 2 * i * o  # x @ W, per point
+        elif noise == "folded":
+            fwd += 4 * i * o  # mean and variance products
         else:  # [x, 1] L, then mean and variance products, then R
             fwd += 2 * (i + 1) ** 2 + 4 * (i + 1) * o + 2 * o * o
     return 3.0 * fwd * n * PATCHES
@@ -168,7 +171,8 @@ def main() -> None:
     print(f"{'variant':<20} {'ms/step':>8} {'GFLOP':>6} {'GFLOP/s':>8} {'of sgemm':>9} {'warm-up s':>9}")
     tables = {}
     variants = (("local", "local", False, False), ("local+pool", "local", False, True),
-                ("local+pool+compile", "local", True, True), ("weights", "weights", False, False),
+                ("local+pool+compile", "local", True, True), ("folded+pool", "folded", False, True),
+                ("folded+pool+compile", "folded", True, True), ("weights", "weights", False, False),
                 ("weights+compile", "weights", True, False))
     for name, noise, compiled, pooled in variants:
         step = Step(prior, noise, compiled, pooled)

@@ -26,7 +26,8 @@ from tqdm import tqdm
 
 from .inr import BayesianINR, Noise, fourier_features, noise_pool
 
-__all__ = ["compile_pays", "compiled_elbo", "make_pool", "pick_device", "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
+__all__ = ["compile_pays", "compiled_elbo", "make_pool", "pick_device",
+           "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
 
 LN2 = math.log(2.0)
 

@@ -373,12 +373,13 @@ class BayesianINR(torch.nn.Module):
         x = fourier_features(coords, self.freqs)
         return self.forward_features(x, self.draw_noise(x.shape[-2], generator, noise), noise)
 
-    def draw_noise(self, num_points: int, generator: torch.Generator | None = None,
-                   noise: Noise = "local", samples: int = 1, pool: Tensor | None = None) -> list[Tensor]:
+    def draw_noise(self, num_points: int, generator: torch.Generator | None = None, noise: Noise = "local",
+                   samples: int = 1, pool: Tensor | None = None) -> list[Tensor]:
         """The standard normals of one stochastic forward pass on ``num_points`` points, float32:
-        ``"local"``: one [P, num_points, out_l] tensor per layer, drawn layer by layer;
-        ``"weights"``: one [P, samples, D] tensor (``samples`` weight draws per patch). Drawn apart from the arithmetic so that the forward
-        pass is a pure function of its inputs (which `torch.compile` can fuse).
+        ``"local"`` and ``"folded"``: one [P, num_points, out_l] tensor per layer, drawn layer by
+        layer; ``"weights"``: one [P, samples, D] tensor (``samples`` weight draws per patch).
+        Drawn apart from the arithmetic so that the forward pass is a pure function of its inputs
+        (which `torch.compile` can fuse).
 
         ``pool``: a 1-D tensor of standard normals (`noise_pool`); each tensor is then a window
         of it at an offset drawn from ``generator``, instead of fresh normals.
