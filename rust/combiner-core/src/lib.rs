@@ -23,14 +23,18 @@ pub mod container;
 pub mod decode;
 pub mod error;
 pub mod kernels;
+pub mod kernels32;
 pub mod layout;
 pub mod network;
 pub mod normal;
+pub mod normal32;
+pub mod philox;
 pub mod prior;
 pub mod rng;
 pub mod sampler;
 pub mod search;
 pub mod shuffle;
+pub mod simd;
 pub mod sine;
 
 pub use error::{FormatError, InputError};
