@@ -10,7 +10,7 @@ use std::hint::black_box;
 use combiner_core::kernels::{Isa, normals_from_words};
 use combiner_core::normal::inverse_normal_cdf;
 use combiner_core::rng::{CANDIDATE_DOMAIN, WordStream, word_to_open_uniform};
-use combiner_core::sampler::CandidateReader;
+use combiner_core::sampler::{CandidateReader, Generator};
 use combiner_core::search::{Block, encode_block};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -55,7 +55,7 @@ fn keystream_and_normals(c: &mut Criterion) {
     }
     g.bench_function("candidate_normals", |b| {
         b.iter(|| {
-            CandidateReader::new(1, 2, 16, 0).next_normals(WORDS / 16, &mut z);
+            CandidateReader::new(Generator::ChaCha20, 1, 2, 16, 0).next_normals(WORDS / 16, &mut z);
             black_box(&z);
         })
     });
@@ -80,7 +80,9 @@ fn search(c: &mut Criterion) {
         g.throughput(Throughput::Elements((d as u64) << 16));
         for (name, early) in [("exhaustive", false), ("early_stop", true)] {
             g.bench_with_input(BenchmarkId::new(name, d), &block, |b, blk| {
-                b.iter(|| black_box(encode_block(blk, 7, 3, 16, early).unwrap()))
+                b.iter(|| {
+                    black_box(encode_block(blk, 7, 3, 16, early, Generator::ChaCha20).unwrap())
+                })
             });
         }
     }

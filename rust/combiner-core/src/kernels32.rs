@@ -19,12 +19,14 @@
 //! the AVX2 and portable instantiations give the same bits (`tests`).
 
 use crate::kernels::Isa;
-use crate::normal32::{central_lanes, tail_lanes};
-use crate::philox::{M0, M1, ROUNDS, W0, W1, mulhilo};
+use crate::normal32::{SIGN_BIT, central_lanes, ln, ln_lanes, tail_lanes};
+use crate::philox::{GUMBEL_STREAM, M0, M1, ROUNDS, W0, W1, mulhilo};
 use crate::simd::{LANES, Portable, Simd};
 
 /// Tail lists are processed this many vectors at a time (independent dependency chains).
 const TAIL_VECTORS: usize = 4;
+/// 2^-24: the spacing of the Gumbel stream's uniforms.
+const UNIFORM_SCALE: f32 = f32::from_bits(0x3380_0000);
 
 /// The round keys of Philox4x32-10 for `key`, splat over the lanes: round r uses
 /// `key + r (W0, W1)` (wrapping).
@@ -100,38 +102,35 @@ pub(crate) fn philox_lanes<S: Simd, const N: usize>(
     x
 }
 
-/// The candidate indices of the lanes of group `group` of a batch starting at `first`.
+/// The candidate indices of the lanes of a group whose lane 0 is candidate `start`.
 #[inline(always)]
-fn group_indices<S: Simd>(first: u32, group: usize) -> S::U {
-    let base = first.wrapping_add((group * LANES) as u32);
-    S::add_u(S::splat_u(base), S::load_u(&[0, 1, 2, 3, 4, 5, 6, 7]))
+fn group_indices<S: Simd>(start: u32) -> S::U {
+    S::add_u(S::splat_u(start), S::load_u(&[0, 1, 2, 3, 4, 5, 6, 7]))
 }
 
 /// Which candidates and dimensions a batch covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Batch {
+pub struct Batch<'a> {
     /// Philox key (`philox::key_of(seed)`).
     pub key: [u32; 2],
     /// Block id.
     pub block_id: u64,
-    /// Candidate index of lane 0 of group 0.
-    pub first: u32,
-    /// Groups of eight candidates.
-    pub groups: usize,
+    /// The groups: group i holds candidates `starts[i] .. starts[i] + 7`, one per lane.
+    pub starts: &'a [u32],
     /// First dimension, a multiple of 4.
     pub j0: usize,
     /// End of the dimensions (exclusive), above `j0`.
     pub j1: usize,
 }
 
-impl Batch {
+impl Batch<'_> {
     fn dims(&self) -> usize {
         self.j1 - self.j0
     }
 
     /// Vectors of normals the batch holds.
     pub fn len(&self) -> usize {
-        self.groups * self.dims()
+        self.starts.len() * self.dims()
     }
 
     /// Whether the batch holds nothing.
@@ -173,7 +172,7 @@ fn central_pass<S: Simd>(ws: &mut Workspace, b: &Batch) -> usize {
     );
     let dims = b.dims();
     let (g0, g1) = (b.j0 / 4, b.j1.div_ceil(4));
-    let units = b.groups * (g1 - g0);
+    let units = b.starts.len() * (g1 - g0);
     let iota = S::load_u(&[0, 1, 2, 3, 4, 5, 6, 7]);
     let (c2, c3) = (b.block_id as u32, (b.block_id >> 32) as u32);
     let keys = RoundKeys::<S>::new(b.key);
@@ -187,7 +186,7 @@ fn central_pass<S: Simd>(ws: &mut Workspace, b: &Batch) -> usize {
             let unit = (first + i).min(units - 1);
             group[i] = unit / (g1 - g0);
             g[i] = (g0 + unit % (g1 - g0)) as u32;
-            index[i] = group_indices::<S>(b.first, group[i]);
+            index[i] = group_indices::<S>(b.starts[group[i]]);
         }
         let words = philox_lanes::<S, PHILOX_SETS>(index, g, c2, c3, &keys);
         for i in 0..PHILOX_SETS.min(units - first) {
@@ -284,6 +283,64 @@ fn batch_ratio_body<S: Simd>(
     ratio_body::<S>(&ws.z, batch, k, acc);
 }
 
+/// Pass over the encoder's Gumbel stream: `out[i] = -ln(u)` for Gumbel word `first + i`, with
+/// `u = (2m + 1) 2^-24` from the word's top 23 bits m (an open uniform on 2^23 points, exact in
+/// binary32). Word w is output word `w mod 4` of Philox counter `(w / 4, GUMBEL_STREAM, b mod
+/// 2^32, b >> 32)`. `first` is a multiple of 32.
+#[inline(always)]
+fn exponentials_body<S: Simd>(key: [u32; 2], block_id: u64, first: u64, out: &mut [f32]) {
+    assert!(first % 32 == 0, "Gumbel words are generated 32 at a time");
+    let keys = RoundKeys::<S>::new(key);
+    let (c2, c3) = (block_id as u32, (block_id >> 32) as u32);
+    for (unit, chunk) in out.chunks_mut(4 * LANES).enumerate() {
+        let counter = (first / 4) as u32 + (unit * LANES) as u32;
+        let [words] = philox_lanes::<S, 1>(
+            [group_indices::<S>(counter)],
+            [GUMBEL_STREAM],
+            c2,
+            c3,
+            &keys,
+        );
+        let mut u = [S::splat_f(0.0); 4];
+        for (v, w) in u.iter_mut().zip(words) {
+            let odd = S::or(S::add_u(S::shr::<9>(w), S::shr::<9>(w)), S::splat_u(1));
+            *v = S::mul(S::to_f(odd), S::splat_f(UNIFORM_SCALE));
+        }
+        let ln = ln_lanes::<S, 4>(&u);
+        let mut e = [[0.0f32; LANES]; 4];
+        for (q, l) in ln.into_iter().enumerate() {
+            S::store_f(
+                S::from_bits(S::xor(S::bits(l), S::splat_u(SIGN_BIT))),
+                &mut e[q],
+            );
+        }
+        // Word 4 (counter + lane) + q sits in lane `lane` of output vector q.
+        for (i, o) in chunk.iter_mut().enumerate() {
+            *o = e[i % 4][i / 4];
+        }
+    }
+}
+
+/// `x[i] = -ln(x[i])` for positive normal finite binary32 values (`normal32::ln`).
+#[inline(always)]
+fn neg_ln_body<S: Simd>(x: &mut [f32]) {
+    let mut chunks = x.chunks_exact_mut(4 * LANES);
+    for chunk in &mut chunks {
+        let mut v = [S::splat_f(0.0); 4];
+        for (q, lane) in v.iter_mut().zip(chunk.chunks_exact(LANES)) {
+            *q = S::load_f(lane.try_into().expect("eight lanes"));
+        }
+        let ln = ln_lanes::<S, 4>(&v);
+        for (l, lane) in ln.into_iter().zip(chunk.chunks_exact_mut(LANES)) {
+            let neg = S::from_bits(S::xor(S::bits(l), S::splat_u(SIGN_BIT)));
+            S::store_f(neg, lane.try_into().expect("eight lanes"));
+        }
+    }
+    for v in chunks.into_remainder() {
+        *v = -ln(*v);
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::*;
@@ -302,6 +359,16 @@ mod avx2 {
         acc: &mut [[f32; LANES]],
     ) {
         batch_ratio_body::<Avx2>(ws, batch, k, acc)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn exponentials(key: [u32; 2], block_id: u64, first: u64, out: &mut [f32]) {
+        exponentials_body::<Avx2>(key, block_id, first, out)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn neg_ln(x: &mut [f32]) {
+        neg_ln_body::<Avx2>(x)
     }
 }
 
@@ -336,7 +403,7 @@ pub fn batch_ratios(
     k: &Coefficients,
     acc: &mut [[f32; LANES]],
 ) {
-    assert!(acc.len() >= batch.groups && k.c1.len() >= batch.j1 && k.c0.len() >= batch.j1);
+    assert!(acc.len() >= batch.starts.len() && k.c1.len() >= batch.j1 && k.c0.len() >= batch.j1);
     #[cfg(target_arch = "x86_64")]
     if use_avx2(isa) {
         // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
@@ -344,6 +411,28 @@ pub fn batch_ratios(
     }
     let _ = use_avx2(isa);
     batch_ratio_body::<Portable>(ws, batch, k, acc)
+}
+
+/// The encoder's exponentials `-ln(u)` of Gumbel words `first ..` (see `exponentials_body`).
+pub fn exponentials(isa: Isa, key: [u32; 2], block_id: u64, first: u64, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(isa) {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        return unsafe { avx2::exponentials(key, block_id, first, out) };
+    }
+    let _ = use_avx2(isa);
+    exponentials_body::<Portable>(key, block_id, first, out)
+}
+
+/// `x[i] = -normal32::ln(x[i])` for positive normal finite values.
+pub fn neg_ln(isa: Isa, x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if use_avx2(isa) {
+        // SAFETY: the CPU supports AVX2 (checked by `use_avx2`).
+        return unsafe { avx2::neg_ln(x) };
+    }
+    let _ = use_avx2(isa);
+    neg_ln_body::<Portable>(x)
 }
 
 #[cfg(test)]
@@ -383,11 +472,11 @@ mod tests {
             (1 << 19, 2, 4, 7),
             (13, 5, 8, 64),
         ] {
+            let starts: Vec<u32> = (0..groups).map(|g| first + (g * LANES) as u32).collect();
             let batch = Batch {
                 key: key_of(seed),
                 block_id: (5 << 32) | 17,
-                first,
-                groups,
+                starts: &starts,
                 j0,
                 j1,
             };
@@ -416,11 +505,12 @@ mod tests {
             c1: (0..dims).map(|j| 1.5 + 0.25 * j as f32).collect(),
             c0: (0..dims).map(|j| 0.1 * j as f32 - 0.4).collect(),
         };
+        // Any list of groups: the search's skip drops some between slices of dimensions.
+        let starts = [40u32, 48, 56, 64];
         let batch = Batch {
             key: key_of(9),
             block_id: 2,
-            first: 40,
-            groups,
+            starts: &starts,
             j0: 0,
             j1: dims,
         };
@@ -453,6 +543,47 @@ mod tests {
                     .collect::<Vec<_>>(),
                 "{isa:?}"
             );
+        }
+    }
+
+    #[test]
+    fn gumbel_exponentials_are_the_scalar_reference_on_every_isa() {
+        let (seed, block) = (31u64, (1u64 << 33) | 5);
+        let first = 4096u64;
+        let want: Vec<u32> = (first..first + 1000)
+            .map(|w| {
+                let out = philox4x32_10([(w / 4) as u32, GUMBEL_STREAM, 5, 2], key_of(seed));
+                let m = out[(w % 4) as usize] >> 9;
+                let u = (2 * m + 1) as f32 * UNIFORM_SCALE;
+                (-ln(u)).to_bits()
+            })
+            .collect();
+        for isa in isas() {
+            let mut e = vec![0.0f32; 1000];
+            exponentials(isa, key_of(seed), block, first, &mut e);
+            assert_eq!(
+                e.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want,
+                "{isa:?}"
+            );
+            let mut x: Vec<f32> = (1..1000).map(|i| i as f32 * 0.37).collect();
+            let want_ln: Vec<u32> = x.iter().map(|&v| (-ln(v)).to_bits()).collect();
+            neg_ln(isa, &mut x);
+            assert_eq!(
+                x.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want_ln,
+                "{isa:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn gumbel_exponentials_are_never_negative() {
+        // Every uniform of the Gumbel stream: ln(u) <= 0, so the partial sums never decrease.
+        let step = if cfg!(debug_assertions) { 61 } else { 1 };
+        for m in (0..1u32 << 23).step_by(step) {
+            let u = (2 * m + 1) as f32 * UNIFORM_SCALE;
+            assert!(ln(u) <= 0.0, "m = {m}");
         }
     }
 }

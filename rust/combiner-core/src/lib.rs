@@ -33,6 +33,7 @@ pub mod prior;
 pub mod rng;
 pub mod sampler;
 pub mod search;
+pub mod search32;
 pub mod shuffle;
 pub mod simd;
 pub mod sine;

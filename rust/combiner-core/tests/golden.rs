@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use combiner_core::rng::WordStream;
+use combiner_core::sampler::Generator;
 use combiner_core::sampler::candidate_normals;
 use combiner_core::search::{Block, decode_block, encode_block};
 use combiner_core::shuffle::permutation;
@@ -93,7 +94,7 @@ fn candidate_normals_and_samples_are_bit_exact() {
             f32s(&case["prior_mean_f32_be_hex"]),
             f32s(&case["prior_std_f32_be_hex"]),
         );
-        let sample = decode_block(&m, &s, seed, block, index, 20).unwrap();
+        let sample = decode_block(&m, &s, seed, block, index, 20, Generator::ChaCha20).unwrap();
         assert_eq!(
             bits32(&sample),
             bits32(&f32s(&case["sample_f32_be_hex"])),
@@ -116,7 +117,7 @@ fn search_selects_the_recorded_indices() {
         let (seed, id) = (u64_str(&case["seed"]), u64_str(&case["block_id"]));
         let kappa = case["kappa"].as_u64().unwrap() as u32;
         for early in [false, true] {
-            let enc = encode_block(&block, seed, id, kappa, early).unwrap();
+            let enc = encode_block(&block, seed, id, kappa, early, Generator::ChaCha20).unwrap();
             assert_eq!(
                 u64::from(enc.index),
                 case["index"].as_u64().unwrap(),
