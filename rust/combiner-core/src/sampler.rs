@@ -49,7 +49,7 @@ pub struct CandidateReader {
 /// Where a reader's normals come from.
 enum Source {
     /// The ChaCha20 word stream, positioned at the next candidate's first word.
-    ChaCha20(WordStream),
+    ChaCha20(Box<WordStream>),
     /// The version-3 generator: the next candidate's index (scalar code, one candidate at a time;
     /// the version-3 search has its own batch kernels).
     Philox { seed: u64, block_id: u64, next: u64 },
@@ -61,7 +61,12 @@ impl CandidateReader {
         let source = match generator {
             Generator::ChaCha20 => {
                 let word = first * dim as u64;
-                Source::ChaCha20(WordStream::new(CANDIDATE_DOMAIN, seed, block_id, word))
+                Source::ChaCha20(Box::new(WordStream::new(
+                    CANDIDATE_DOMAIN,
+                    seed,
+                    block_id,
+                    word,
+                )))
             }
             Generator::Philox => Source::Philox {
                 seed,

@@ -82,7 +82,7 @@ impl Ratio32 {
             k.c1.push(c1);
             k.c0.push(c0);
         }
-        if !(total < MAX_TERM_TOTAL) {
+        if !total.is_finite() || total >= MAX_TERM_TOTAL {
             return None;
         }
         let gamma = d as f64 * UNIT / (1.0 - d as f64 * UNIT);
@@ -314,8 +314,10 @@ impl<'a> Task<'a> {
             self.ratio
                 .score(sums[lane], self.gumbels[(start + lane).min(stop - 1)])
         });
-        // Most groups hold no candidate above the best: one comparison of all lanes first.
-        if scores[..lanes].iter().any(|&s| !(s <= threshold)) {
+        // Most groups hold no candidate above the best: one comparison of all lanes first. A tie
+        // with the best never wins here: the best so far has a smaller index (tasks visit their
+        // candidates in order, after those of earlier waves).
+        if scores[..lanes].iter().any(|&s| s > threshold) {
             for (lane, &score) in scores[..lanes].iter().enumerate() {
                 let cand = Best {
                     score: f64::from(score),
@@ -439,9 +441,9 @@ pub(crate) mod tests {
         for (k, &gk) in g.iter().enumerate() {
             let z = candidate_normals32(seed, block_id, d, k as u32);
             let mut sum = 0.0f32;
-            for j in 0..d {
-                let bj = ratio.k.c1[j] * z[j] + ratio.k.c0[j];
-                sum += z[j] * z[j] - bj * bj;
+            for ((&zj, &c1), &c0) in z.iter().zip(&ratio.k.c1).zip(&ratio.k.c0) {
+                let bj = c1 * zj + c0;
+                sum += zj * zj - bj * bj;
             }
             let cand = Best {
                 score: f64::from(ratio.score(sum, gk)),
