@@ -215,14 +215,21 @@ impl Gumbels32 {
         let first_chunk = done / GUMBEL_CHUNK;
         self.values.resize(target, 0.0);
         let new = &mut self.values[done..];
-        // Pass 1 (parallel): each chunk's exponentials and their total.
+        // Pass 1 (parallel): each chunk's exponentials and their running sums from 0.0.
+        let mut partial = vec![0.0f64; new.len()];
         let totals: Vec<f64> = new
             .par_chunks_mut(GUMBEL_CHUNK)
+            .zip(partial.par_chunks_mut(GUMBEL_CHUNK))
             .enumerate()
-            .map(|(i, chunk)| {
+            .map(|(i, (chunk, sums))| {
                 let first = ((first_chunk + i) * GUMBEL_CHUNK) as u64;
                 exponentials(isa, key, block_id, first, chunk);
-                chunk.iter().fold(0.0f64, |acc, &e| acc + f64::from(e))
+                let mut acc = 0.0f64;
+                for (s, &e) in sums.iter_mut().zip(chunk.iter()) {
+                    acc += f64::from(e);
+                    *s = acc;
+                }
+                acc
             })
             .collect();
         // Pass 2: the chunks' offsets; pass 3 (parallel): the sums and their -ln.
@@ -232,12 +239,11 @@ impl Gumbels32 {
             self.running += t;
         }
         new.par_chunks_mut(GUMBEL_CHUNK)
+            .zip(partial.par_chunks(GUMBEL_CHUNK))
             .zip(offsets)
-            .for_each(|(chunk, offset)| {
-                let mut partial = 0.0f64;
-                for v in chunk.iter_mut() {
-                    partial += f64::from(*v);
-                    *v = (offset + partial) as f32;
+            .for_each(|((chunk, sums), offset)| {
+                for (v, &s) in chunk.iter_mut().zip(sums) {
+                    *v = (offset + s) as f32;
                 }
                 neg_ln(isa, chunk);
             });
