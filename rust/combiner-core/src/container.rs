@@ -117,7 +117,8 @@ fn flags_allowed(version: u8, flags: u8) -> bool {
 }
 
 impl Header {
-    /// The candidate generator of this header's version (`validate` checks the version).
+    /// The candidate generator of this header's version. Meaningful for a header that passed
+    /// `validate` (as every parsed one has): other versions read as the newest.
     pub fn generator(&self) -> Generator {
         Generator::of_version(self.version).unwrap_or(Generator::Philox)
     }

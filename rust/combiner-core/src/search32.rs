@@ -22,7 +22,7 @@
 //!   search's;
 //! * memory is O(N + batch) per thread.
 //!
-//! A block whose coefficients could overflow binary32 (a posterior more than about 10^15 times
+//! A block whose coefficients could overflow binary32 (a posterior more than about 10^14 times
 //! narrower than its prior) is scored in binary64 on the same candidates instead
 //! (`search::encode_block`): `Ratio32::new` returns `None` for it.
 
