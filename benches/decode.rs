@@ -28,11 +28,25 @@ fn weights_of(data: &[u8], prior: &Prior, num_patches: usize) -> Vec<f32> {
     let d = prior.num_params();
     let mut weights = vec![0.0f32; num_patches * d];
     if header.spread_blocks {
-        return combiner_core::layout::spread_weights(prior, header.seed, num_patches, &indices);
+        return combiner_core::layout::spread_weights(
+            header.generator(),
+            prior,
+            header.seed,
+            num_patches,
+            &indices,
+        );
     }
     let parts = prior.part_members();
     for (p, w) in weights.chunks_mut(d).enumerate() {
-        combiner_core::layout::patch_weights(prior, &parts, header.seed, p, &indices, w);
+        combiner_core::layout::patch_weights(
+            header.generator(),
+            prior,
+            &parts,
+            header.seed,
+            p,
+            &indices,
+            w,
+        );
     }
     weights
 }

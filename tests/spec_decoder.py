@@ -1,10 +1,11 @@
 """An independent NumPy reference decoder written from `docs/format.md` alone.
 
-It implements the prior file and its content hash (section 5), the block layout (section 4.1)
-and the reconstruction (section 7), and checks a bitstream against its prior (section 3). It
-calls only three functions of the Rust extension: `unpack` (the container, section 2-3),
-`permutation` (the spread-block permutation, section 4.1) and `decode_blocks` (the candidate
-generator, section 4).
+It implements the prior file and its content hash (section 5), the block layout (section 4.1),
+the candidate generator of version 3 (section 4.2: Philox4x32-10 and the binary32 normal) and
+the reconstruction (section 7), and checks a bitstream against its prior (section 3). It calls
+only three functions of the Rust extension: `unpack` (the container, section 2-3),
+`permutation` (the spread-block permutation, section 4.1) and, for versions 1 and 2,
+`decode_blocks` (the ChaCha20 candidate generator of section 4, which needs the pinned `libm`).
 
 Every accumulation of section 7 is an explicit loop over the inner index in the specified
 order, vectorised only across points and patches; each elementwise float32 `*` or `+` of NumPy
@@ -35,6 +36,11 @@ __all__ = [
     "decode",
     "output_sha256",
     "sin_cos",
+    "philox4x32_10",
+    "v3_words",
+    "v3_normals",
+    "v3_ln",
+    "v3_samples",
 ]
 
 
@@ -431,7 +437,7 @@ def block_layout(header: dict, prior: dict, p: int) -> tuple[np.ndarray, np.ndar
 
 
 def weights(bitstream: bytes, prior) -> np.ndarray:
-    """The regenerated weights of a bitstream, float32 [P, D] (sections 3, 4, 4.1)."""
+    """The regenerated weights of a bitstream, float32 [P, D] (sections 3, 4, 4.1, 4.2)."""
     from combiner import _core
 
     if not isinstance(prior, dict):
@@ -444,21 +450,131 @@ def weights(bitstream: bytes, prior) -> np.ndarray:
     param = flat % d
     mu = np.ascontiguousarray(prior["mean"][param], dtype=np.float32)
     sigma = np.ascontiguousarray(prior["std"][param], dtype=np.float32)
-    samples = _core.decode_blocks(
-        mu,
-        sigma,
-        sizes.astype(np.uint64),
-        np.arange(len(sizes), dtype=np.uint64),
-        indices,
-        seed=header["seed"],
-        kappa=header["kappa"],
-    )
+    block_ids = np.arange(len(sizes), dtype=np.uint64)
+    if header["version"] == 3:
+        samples = v3_samples(mu, sigma, sizes, block_ids, indices, seed=header["seed"])
+    else:
+        samples = _core.decode_blocks(
+            mu,
+            sigma,
+            sizes.astype(np.uint64),
+            block_ids,
+            indices,
+            seed=header["seed"],
+            kappa=header["kappa"],
+            version=header["version"],
+        )
     samples = np.asarray(samples, dtype=np.float32)
     if samples.shape != (p * d,):
-        raise AssertionError("decode_blocks returned the wrong number of samples")
+        raise AssertionError("the candidate generator returned the wrong number of samples")
     w = np.empty(p * d, dtype=np.float32)
     w[flat] = samples
     return w.reshape(p, d)
+
+
+# --------------------------------------------------------------------------------------------
+# Section 4.2: the candidate generator of version 3
+# --------------------------------------------------------------------------------------------
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+
+
+def philox4x32_10(counter: np.ndarray, key: tuple[int, int]) -> np.ndarray:
+    """Section 4.2 step 1 on counters uint32 [..., 4] under key (k0, k1): output uint32 [..., 4]."""
+    x = [np.asarray(counter, dtype=np.uint64)[..., i] for i in range(4)]
+    k0, k1 = key
+    for _ in range(10):
+        p = np.uint64(0xD2511F53) * x[0]  # exact: both factors are below 2^32
+        q = np.uint64(0xCD9E8D57) * x[2]
+        x = [(q >> np.uint64(32)) ^ x[1] ^ np.uint64(k0), q & _MASK32,
+             (p >> np.uint64(32)) ^ x[3] ^ np.uint64(k1), p & _MASK32]
+        k0 = (k0 + 0x9E3779B9) % 2**32
+        k1 = (k1 + 0xBB67AE85) % 2**32
+    return np.stack(x, axis=-1).astype(np.uint32)
+
+
+def v3_words(seed: int, block_id: int, index: int, dim: int) -> np.ndarray:
+    """The words of dimensions 0 .. dim - 1 of candidate `index` of a block (step 1)."""
+    groups = np.arange((dim + 3) // 4, dtype=np.uint64)
+    counter = np.stack([np.full_like(groups, index), groups,
+                        np.full_like(groups, block_id % 2**32), np.full_like(groups, block_id >> 32)],
+                       axis=-1)
+    return philox4x32_10(counter, (seed % 2**32, seed >> 32)).reshape(-1)[:dim]
+
+
+def _bits_f32(bits: int) -> np.float32:
+    return np.array([bits], dtype=np.uint32).view(np.float32)[0]
+
+
+_V3 = {name: _bits_f32(bits) for name, bits in {
+    "A0": 0x4058C6C8, "A1": 0x4249BCB2, "A2": 0x431F4A88, "A3": 0x426C7000,
+    "B1": 0x418F294F, "B2": 0x429D83F9, "B3": 0x42866008,
+    "C0": 0x3FB63331, "C1": 0x40306FAA, "C2": 0x3FA742E1, "C3": 0x3E2E52ED,
+    "D1": 0x3F3CAC24, "D2": 0x3DF6315C,
+    "L0": 0x3EAAAAAA, "L1": 0xBE7FFFFC, "L2": 0x3E4CCEAC, "L3": 0xBE2AAE50, "L4": 0x3E11E9BF,
+    "L5": 0xBDFE5D4F, "L6": 0x3DEF251A, "L7": 0xBDEBD1B8, "L8": 0x3D9021BB,
+    "Q1": 0xB95E8083, "Q2": 0x3F318000, "SQRTH": 0x3F3504F3,
+    "CONST1": 0x3E38F5C3, "CONST2": 0x3FCCCCCD,
+}.items()}
+
+
+def _poly(coefficients: list[np.float32], x: np.ndarray) -> np.ndarray:
+    """Horner's rule from the highest coefficient, each step a binary32 multiply then add."""
+    acc = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        acc = (acc * x) + c
+    return acc
+
+
+def v3_ln(t: np.ndarray) -> np.ndarray:
+    """Section 4.2 step 4 on positive normal binary32 values."""
+    t = np.asarray(t, dtype=np.float32)
+    bits = t.view(np.uint32)
+    e = (bits >> np.uint32(23)).astype(np.int64) - 126
+    x0 = ((bits & np.uint32(0x007FFFFF)) | np.uint32(0x3F000000)).view(np.float32)
+    small = x0 < _V3["SQRTH"]
+    e = np.where(small, e - 1, e)
+    one = np.float32(1.0)
+    f = np.where(small, (x0 + x0) - one, x0 - one).astype(np.float32)
+    z2 = f * f
+    y = _poly([_V3[f"L{i}"] for i in range(9)], f)
+    y = (y * f) * z2
+    big_e = e.astype(np.float32)
+    y = y + (big_e * _V3["Q1"])
+    y = y - (np.float32(0.5) * z2)
+    return (f + y) + (big_e * _V3["Q2"])
+
+
+def v3_normals(words: np.ndarray) -> np.ndarray:
+    """Section 4.2 steps 2 and 3: the binary32 standard normal of each 32-bit word."""
+    w = np.asarray(words, dtype=np.uint32)
+    m = w & np.uint32(0x007FFFFF)
+    negative = (w >> np.uint32(31)) == 1
+    h = (2 * m.astype(np.int64) + 1).astype(np.float32) * np.float32(2.0**-25)  # exact
+    central = m <= 7130316
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = _V3["CONST1"] - (h * h)
+        num_c = h * _poly([_V3["A0"], _V3["A1"], _V3["A2"], _V3["A3"]], r)
+        den_c = _poly([np.float32(1.0), _V3["B1"], _V3["B2"], _V3["B3"]], r)
+        t = np.float32(0.5) - h
+        rt = np.sqrt(-v3_ln(t)) - _V3["CONST2"]
+        num_t = _poly([_V3["C0"], _V3["C1"], _V3["C2"], _V3["C3"]], rt)
+        den_t = _poly([np.float32(1.0), _V3["D1"], _V3["D2"]], rt)
+        z = np.where(central, num_c, num_t) / np.where(central, den_c, den_t)
+    return np.where(negative, -z, z).astype(np.float32)
+
+
+def v3_samples(mu: np.ndarray, sigma: np.ndarray, sizes: np.ndarray, block_ids: np.ndarray,
+               indices: np.ndarray, *, seed: int) -> np.ndarray:
+    """The weights of blocks coded with `indices` (section 4.2 step 5), concatenated."""
+    out = np.empty(int(np.sum(sizes)), dtype=np.float32)
+    start = 0
+    for size, block, index in zip(sizes, block_ids, indices):
+        size = int(size)
+        z = v3_normals(v3_words(seed, int(block), int(index), size))
+        out[start:start + size] = mu[start:start + size] + (sigma[start:start + size] * z)
+        start += size
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -31,9 +31,16 @@ def image_header(**changes) -> Header:
     return Header(**fields)
 
 
+def versioned_header(spread_blocks: bool, chacha: bool, **changes) -> Header:
+    """An image header of version 3, or of the ChaCha20 version that fits ``spread_blocks``."""
+    version = (2 if spread_blocks else 1) if chacha else 3
+    return image_header(spread_blocks=spread_blocks, version=version, **changes)
+
+
 headers = st.one_of(
     st.builds(
-        image_header,
+        versioned_header,
+        chacha=st.booleans(),
         kappa=st.integers(1, 20),
         height=st.integers(1, 4096),
         width=st.integers(1, 4096),
@@ -61,22 +68,35 @@ def test_round_trip(header: Header, data) -> None:
     varints = [header.height, header.width, header.channels, header.sample_rate, header.seed]
     fixed = 7 + sum(map(varint_len, varints)) + 8 + 1 + len(header.prior_id) + varint_len(n)
     assert len(blob) == fixed + (n * header.kappa + 7) // 8 + 4
-    assert blob[:4] == (b"CMB\x02" if header.spread_blocks else b"CMB\x01")
+    assert blob[:4] == b"CMB" + bytes([header.version])
+    assert blob[6] == int(header.spread_blocks)
     assert int.from_bytes(blob[-4:], "little") == zlib.crc32(blob[:-4])
     back, idx = bitstream.unpack(blob)
     assert back == header
     assert idx.dtype == np.uint32 and idx.tolist() == indices
 
 
-def test_spread_blocks_are_written_as_version_2() -> None:
-    plain = bitstream.pack(image_header(kappa=13), [3, 4])
-    header = image_header(kappa=13, spread_blocks=True)
+def test_chacha_streams_are_version_2_exactly_with_spread_blocks() -> None:
+    plain = bitstream.pack(image_header(kappa=13, version=1), [3, 4])
+    header = image_header(kappa=13, spread_blocks=True, version=2)
     blob = bitstream.pack(header, [3, 4])
     assert (plain[3], plain[6]) == (1, 0)  # streams without version-2 features stay version 1
     assert (blob[3], blob[6]) == (2, 1)
     back, idx = bitstream.unpack(blob)
     assert back == header and idx.tolist() == [3, 4]
     assert blob[:3] + blob[4:6] + blob[7:-4] == plain[:3] + plain[4:6] + plain[7:-4]
+    for version, spread in [(1, True), (2, False), (4, False), (0, True)]:
+        with pytest.raises(InvalidFieldError):
+            bitstream.pack(image_header(spread_blocks=spread, version=version), [1])
+
+
+def test_version_3_is_written_by_default_with_either_layout() -> None:
+    assert image_header().version == bitstream.FORMAT_VERSION == 3
+    for spread in (False, True):
+        header = image_header(kappa=13, spread_blocks=spread)
+        blob = bitstream.pack(header, [3, 4])
+        assert (blob[3], blob[6]) == (3, int(spread))
+        assert bitstream.unpack(blob)[0] == header
 
 
 def varint_len(v: int) -> int:
@@ -104,12 +124,14 @@ def with_crc(body: bytes) -> bytes:
         (lambda b: b[:-1], TruncatedError),
         (lambda b: b"", TruncatedError),
         (lambda b: b"PNG\x89" + b[4:], BadMagicError),
-        (lambda b: b[:3] + b"\x03" + b[4:], UnsupportedVersionError),
+        (lambda b: b[:3] + b"\x04" + b[4:], UnsupportedVersionError),
+        (lambda b: b[:3] + b"\x00" + b[4:], UnsupportedVersionError),
         (lambda b: with_crc(b[:3] + b"\x02" + b[4:-4]), InvalidFieldError),  # version 2, no flag
         (lambda b: b[:-4] + bytes(4), ChecksumError),
         (lambda b: b + b"\x00", TrailingDataError),
         (lambda b: with_crc(b[:4] + b"\x07" + b[5:-4]), InvalidFieldError),  # modality 7
-        (lambda b: with_crc(b[:6] + b"\x01" + b[7:-4]), InvalidFieldError),  # a flag in version 1
+        (lambda b: with_crc(b[:3] + b"\x01" + b[4:6] + b"\x01" + b[7:-4]), InvalidFieldError),  # a flag in version 1
+        (lambda b: with_crc(b[:6] + b"\x02" + b[7:-4]), InvalidFieldError),  # unknown flag, version 3
         (lambda b: with_crc(b[:3] + b"\x02" + b[4:6] + b"\x03" + b[7:-4]), InvalidFieldError),  # unknown flag
         (lambda b: with_crc(b[:7] + b"\x00" + b[8:-4]), InvalidFieldError),  # height 0
         (lambda b: with_crc(b[:7] + b"\xa1\x00" + b[8:-4]), InvalidFieldError),  # non-canonical

@@ -64,7 +64,8 @@ def test_spread_blocks_round_trip_at_the_same_size(prior):
     plain = combiner.api.encode_detailed(img, prior=prior, **FAST)
     spread = combiner.api.encode_detailed(img, prior=prior, spread_blocks=True, **FAST)
     assert len(spread.data) == len(plain.data)
-    assert (spread.data[3], spread.data[6]) == (2, 1)  # version 2, flag spread_blocks
+    assert (plain.data[3], plain.data[6]) == (3, 0)  # version 3, no flag
+    assert (spread.data[3], spread.data[6]) == (3, 1)  # version 3, flag spread_blocks
     header, weights = decoder.decode_weights(spread.data, prior)
     assert header.spread_blocks
     assert weights.tobytes() == spread.weights.tobytes()

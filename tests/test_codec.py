@@ -167,7 +167,7 @@ def test_cli_encode_info_decode(image_prior, tmp_path, capsys):
     assert "bpp" in capsys.readouterr().out
     assert cli.main(["info", str(cmb)]) == 0
     info = capsys.readouterr().out
-    assert "tiny-image" in info and "v1" in info and "per patch" in info
+    assert "tiny-image" in info and "bitstream v3" in info and "per patch" in info
     assert cli.main(["-q", "decode", str(cmb), str(out), "--prior", str(prior_path)]) == 0
     assert Image.open(out).size == (18, 20)
     spread = tmp_path / "spread.cmb"
@@ -175,7 +175,7 @@ def test_cli_encode_info_decode(image_prior, tmp_path, capsys):
                      "--blocks", "spread"]) == 0
     assert cli.main(["info", str(spread)]) == 0
     info = capsys.readouterr().out
-    assert "v2" in info and "spread across patches" in info
+    assert "bitstream v3" in info and "spread across patches" in info
     assert cli.main(["-q", "decode", str(spread), str(out), "--prior", str(prior_path)]) == 0
     assert Image.open(out).size == (18, 20)
     cmb.write_bytes(b"CMB\x01garbage")

@@ -38,14 +38,16 @@ def test_chacha20_rfc8439(case: dict) -> None:
     assert block.hex() == case["keystream"]
 
 
+@pytest.mark.parametrize("version", [1, 2])  # candidates.json pins the ChaCha20 generator
 @pytest.mark.parametrize("case", load("candidates.json"))
-def test_candidates_bit_exact(case: dict) -> None:
+def test_candidates_bit_exact(case: dict, version: int) -> None:
     seed, block = int(case["seed"]), int(case["block_id"])
-    z = rec.candidate_normals(seed=seed, block_id=block, dim=case["dim"], index=case["index"])
+    z = rec.candidate_normals(seed=seed, block_id=block, dim=case["dim"], index=case["index"],
+                              version=version)
     assert z.view(np.uint64).tolist() == f64s(case["normals_f64_be_hex"]).view(np.uint64).tolist()
     sample = rec.decode_block(
         f32s(case["prior_mean_f32_be_hex"]), f32s(case["prior_std_f32_be_hex"]),
-        seed=seed, block_id=block, index=case["index"], kappa=20,
+        seed=seed, block_id=block, index=case["index"], kappa=20, version=version,
     )
     expected = f32s(case["sample_f32_be_hex"])
     assert sample.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
@@ -57,11 +59,44 @@ def test_search_indices(case: dict, early_stop: bool) -> None:
     index, sample = rec.encode_block(
         f32s(case["mu_q"]), f32s(case["sigma_q"]), f32s(case["mu_p"]), f32s(case["sigma_p"]),
         seed=int(case["seed"]), block_id=int(case["block_id"]), kappa=case["kappa"],
-        early_stop=early_stop,
+        early_stop=early_stop, version=2,  # search.json pins the version-2 search
     )
     assert index == case["index"]
     expected = f32s(case["sample_f32_be_hex"])
     assert sample.view(np.uint32).tolist() == expected.view(np.uint32).tolist()
+
+
+def test_philox_known_answers_in_the_vectors() -> None:
+    """candidates_v3.json carries Random123's known answers (checked against the Rust Philox in
+    rust/combiner-core/tests/golden.rs and against the spec decoder's in test_spec_decoder.py)."""
+    kat = json.loads((VECTORS / "candidates_v3.json").read_text())["philox4x32_10"]
+    assert [case["output"][0] for case in kat] == ["6627e8d5", "408f276d", "d16cfe09"]
+
+
+@pytest.mark.parametrize("case", load("candidates_v3.json"))
+def test_version_3_candidates_bit_exact(case: dict) -> None:
+    seed, block = int(case["seed"]), int(case["block_id"])
+    z = rec.candidate_normals(seed=seed, block_id=block, dim=case["dim"], index=case["index"],
+                              version=3)
+    assert z.dtype == np.float32
+    assert z.view(np.uint32).tolist() == f32s(case["normals_f32_be_hex"]).view(np.uint32).tolist()
+    sample = rec.decode_block(
+        f32s(case["prior_mean_f32_be_hex"]), f32s(case["prior_std_f32_be_hex"]),
+        seed=seed, block_id=block, index=case["index"], kappa=20, version=3,
+    )
+    assert sample.view(np.uint32).tolist() == f32s(case["sample_f32_be_hex"]).view(np.uint32).tolist()
+
+
+@pytest.mark.parametrize("case", load("search_v3.json"))
+@pytest.mark.parametrize("early_stop", [False, True])
+def test_version_3_search_indices(case: dict, early_stop: bool) -> None:
+    index, sample = rec.encode_block(
+        f32s(case["mu_q"]), f32s(case["sigma_q"]), f32s(case["mu_p"]), f32s(case["sigma_p"]),
+        seed=int(case["seed"]), block_id=int(case["block_id"]), kappa=case["kappa"],
+        early_stop=early_stop, version=3,
+    )
+    assert index == case["index"]
+    assert sample.view(np.uint32).tolist() == f32s(case["sample_f32_be_hex"]).view(np.uint32).tolist()
 
 
 def spec_permutation(seed: int, n: int) -> list[int]:

@@ -75,7 +75,7 @@ def test_kernel_log_ratios_are_the_rust_candidates_exactly(host_kernel, d):
     seed, block_id, first = 2**63 + 5, 41, 997
     ratios, constant = host_ratios(host_kernel, block, seed, block_id, first, 20)
     for i, r in enumerate(ratios):
-        z = rec.candidate_normals(seed=seed, block_id=block_id, dim=d, index=first + i)
+        z = rec.candidate_normals(seed=seed, block_id=block_id, dim=d, index=first + i, version=2)
         x = (mu_p + sigma_p * z.astype(np.float32)).astype(np.float64)
         a = (x - mu_p.astype(np.float64)) * (1.0 / sigma_p.astype(np.float64))
         b = (x - mu_q.astype(np.float64)) * (1.0 / sigma_q.astype(np.float64))
@@ -107,7 +107,7 @@ def test_kernel_argmax_is_the_rust_index(host_kernel, d, kappa):
         ratios, _ = host_ratios(host_kernel, block, seed, block_id, 0, 2**kappa)
         scores = ratios + _core.ordered_gumbels(seed=seed, block_id=block_id, n=2**kappa)
         expected = rec.encode_blocks(*block, [d], seed=seed, block_ids=[block_id], kappa=kappa,
-                                     early_stop=False).indices[0]
+                                     early_stop=False, version=2).indices[0]
         assert gpu_search.first_argmax(scores[None, :])[0] == expected
 
 
@@ -126,6 +126,8 @@ def test_bad_inputs_are_refused_like_the_rust_search():
         gpu_search.encode_blocks(ok, ok, ok, ok, [2], seed=0, block_ids=[0])
     with pytest.raises(ValueError, match="finite"):
         gpu_search.encode_blocks(ok * np.nan, ok, ok, ok, [3], seed=0, block_ids=[0])
+    with pytest.raises(ValueError, match="versions 1 and 2"):
+        gpu_search.encode_blocks(ok, ok, ok, ok, [3], seed=0, block_ids=[0], version=3)
 
 
 @pytest.mark.skipif(not gpu_search.available(), reason="needs a CUDA GPU and CuPy")
@@ -135,7 +137,7 @@ def test_cuda_search_gives_the_rust_indices():
     blocks = [random_block(rng, d) for d in sizes]
     args = [np.concatenate([b[i] for b in blocks]) for i in range(4)]
     ids = [3, 9, 0, 2**40, 7]
-    cpu = rec.encode_blocks(*args, sizes, seed=11, block_ids=ids, kappa=16)
+    cpu = rec.encode_blocks(*args, sizes, seed=11, block_ids=ids, kappa=16, version=2)
     gpu = gpu_search.encode_blocks(*args, sizes, seed=11, block_ids=ids, kappa=16)
     assert gpu.indices.tolist() == cpu.indices.tolist()
     assert gpu.samples.tobytes() == cpu.samples.tobytes()
@@ -148,6 +150,11 @@ def test_the_encoder_searches_on_the_cpu_unless_told_and_able():
 
     assert codec.block_search("cpu", torch.device("cpu")) is rec.encode_blocks
     assert codec.block_search("auto", torch.device("cpu")) is rec.encode_blocks
+    # The Rust search writes version 3; the GPU search, ChaCha20 candidates only, 1 or 2.
+    assert codec.search_version(rec.encode_blocks, spread_blocks=False) == 3
+    assert codec.search_version(rec.encode_blocks, spread_blocks=True) == 3
+    assert codec.search_version(gpu_search.encode_blocks, spread_blocks=False) == 1
+    assert codec.search_version(gpu_search.encode_blocks, spread_blocks=True) == 2
     with pytest.raises(ValueError, match="search must be"):
         codec.block_search("tpu", torch.device("cpu"))
     if not gpu_search.available():

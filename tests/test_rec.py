@@ -26,30 +26,34 @@ def random_block(rng: np.random.Generator, d: int, scale: float, shrink: tuple[f
     seed=st.integers(0, 2**64 - 1),
     block_id=st.integers(0, 2**64 - 1),
     data_seed=st.integers(0, 2**32 - 1),
+    version=st.sampled_from([2, 3]),
 )
-def test_decoder_regenerates_the_encoders_sample(d, kappa, scale, seed, block_id, data_seed):
+def test_decoder_regenerates_the_encoders_sample(d, kappa, scale, seed, block_id, data_seed, version):
     mu_q, sigma_q, mu_p, sigma_p = random_block(np.random.default_rng(data_seed), d, scale, (0.05, 1.3))
     results = [
         rec.encode_block(mu_q, sigma_q, mu_p, sigma_p, seed=seed, block_id=block_id, kappa=kappa,
-                         threads=t)
+                         threads=t, version=version)
         for t in (1, 2)
     ]
     (i1, s1), (i2, s2) = results
     assert i1 == i2 and s1.tobytes() == s2.tobytes()
     assert 0 <= i1 < 2**kappa
-    decoded = rec.decode_block(mu_p, sigma_p, seed=seed, block_id=block_id, index=i1, kappa=kappa)
+    decoded = rec.decode_block(mu_p, sigma_p, seed=seed, block_id=block_id, index=i1, kappa=kappa,
+                               version=version)
     assert decoded.dtype == np.float32 and decoded.tobytes() == s1.tobytes()
 
 
 @settings(max_examples=30, deadline=None)
 @given(d=st.integers(1, 30), kappa=st.integers(4, 14), data_seed=st.integers(0, 2**32 - 1),
-       shrink=st.sampled_from([(0.01, 0.2), (0.3, 0.9), (0.9, 0.999)]))
-def test_early_stop_returns_the_exhaustive_index(d, kappa, data_seed, shrink):
+       shrink=st.sampled_from([(0.01, 0.2), (0.3, 0.9), (0.9, 0.999), (0.5, 1.5)]),
+       version=st.sampled_from([2, 3]))
+def test_early_stop_returns_the_exhaustive_index(d, kappa, data_seed, shrink, version):
+    # Version 3 also skips candidates whose first dimensions rule them out.
     mu_q, sigma_q, mu_p, sigma_p = random_block(np.random.default_rng(data_seed), d, 0.1, shrink)
     a = rec.encode_block(mu_q, sigma_q, mu_p, sigma_p, seed=3, block_id=data_seed, kappa=kappa,
-                         early_stop=False)
+                         early_stop=False, version=version)
     b = rec.encode_block(mu_q, sigma_q, mu_p, sigma_p, seed=3, block_id=data_seed, kappa=kappa,
-                         early_stop=True)
+                         early_stop=True, version=version)
     assert a[0] == b[0] and a[1].tobytes() == b[1].tobytes()
 
 
@@ -125,6 +129,19 @@ def test_bad_inputs_raise_value_error(kwargs, message):
     kappa = args.pop("kappa")
     with pytest.raises(ValueError, match=message):
         rec.encode_block(**args, seed=0, block_id=0, kappa=kappa)
+
+
+def test_the_version_selects_the_candidates():
+    z2 = rec.candidate_normals(seed=5, block_id=1, dim=6, index=9, version=2)
+    z3 = rec.candidate_normals(seed=5, block_id=1, dim=6, index=9)
+    assert z2.dtype == np.float64 and z3.dtype == np.float32
+    assert not np.array_equal(z2.astype(np.float32), z3)
+    assert np.array_equal(rec.candidate_normals(seed=5, block_id=1, dim=6, index=9, version=1), z2)
+    for version in (0, 4):
+        with pytest.raises(ValueError, match="format version"):
+            rec.decode_block([0.0], [1.0], seed=0, block_id=0, index=1, kappa=8, version=version)
+        with pytest.raises(ValueError, match="format version"):
+            rec.encode_block([0.0], [0.5], [0.0], [1.0], seed=0, block_id=0, kappa=4, version=version)
 
 
 def test_decode_refuses_an_index_beyond_kappa():

@@ -193,3 +193,77 @@ def test_coordinates_of_7_2():
     assert sd.coordinates(2).tolist() == [-1.0, 1.0]
     x = sd.coordinates(64)
     assert x[0] == -1 and x[-1] == 1 and np.all(x[:32] == -x[::-1][:32])
+
+
+# --------------------------------------------------------------------------------------------
+# Version 3 (section 4.2), implemented by the spec decoder itself
+# --------------------------------------------------------------------------------------------
+
+CANDIDATES_V3 = ROOT / "tests" / "vectors" / "candidates_v3.json"
+
+
+def _f32_hex(values: list[str]) -> np.ndarray:
+    """Big-endian hex bit patterns to float32."""
+    return np.array([int(h, 16) for h in values], dtype=np.uint32).view(np.float32)
+
+
+def test_v3_philox_reproduces_the_known_answers():
+    for case in json.loads(CANDIDATES_V3.read_text())["philox4x32_10"]:
+        counter = np.array([[int(w, 16) for w in case["counter"]]], dtype=np.uint32)
+        k0, k1 = (int(w, 16) for w in case["key"])
+        out = sd.philox4x32_10(counter, (k0, k1))[0]
+        assert [f"{w:08x}" for w in out] == case["output"]
+
+
+@pytest.mark.parametrize("case", json.loads(CANDIDATES_V3.read_text())["cases"],
+                         ids=lambda c: f"{c['seed']}-{c['block_id']}-{c['index']}-{c['dim']}")
+def test_v3_candidates_reproduce_the_vectors_bit_for_bit(case):
+    seed, block, index, dim = int(case["seed"]), int(case["block_id"]), case["index"], case["dim"]
+    z = sd.v3_normals(sd.v3_words(seed, block, index, dim))
+    assert z.view(np.uint32).tolist() == [int(h, 16) for h in case["normals_f32_be_hex"]]
+    mean, std = (_f32_hex(case[k]) for k in ("prior_mean_f32_be_hex", "prior_std_f32_be_hex"))
+    x = sd.v3_samples(mean, std, np.array([dim]), np.array([block], dtype=np.uint64),
+                      np.array([index]), seed=seed)
+    assert x.view(np.uint32).tolist() == [int(h, 16) for h in case["sample_f32_be_hex"]]
+
+
+def test_v3_normals_agree_with_the_rust_core_on_many_words():
+    """A 65536-dimension candidate: about 10,000 tail words among its 2^16."""
+    z = sd.v3_normals(sd.v3_words(77, 2**35 + 9, 4242, 1 << 16))
+    rust = _core.candidate_normals(seed=77, block_id=2**35 + 9, dim=1 << 16, index=4242, version=3)
+    assert rust.dtype == np.float32
+    assert np.array_equal(z.view(np.uint32), rust.view(np.uint32))
+    assert 0.1 < np.mean(np.abs(z) > 1.4395) < 0.2  # the tails (|q| > 0.425) are exercised
+
+
+def test_v3_normals_are_antisymmetric_and_bounded_over_every_magnitude():
+    m = np.arange(1 << 23, dtype=np.uint32)
+    z = sd.v3_normals(m)
+    assert np.array_equal(sd.v3_normals(m | np.uint32(1 << 31)), -z)
+    assert z.min() > 0 and z.max().view(np.uint32) == 0x40AD7081  # 5.4199834, section 4.2
+    assert np.all(np.diff(z) >= -np.spacing(z[1:]))  # steps down by one ulp at most
+
+
+def _as_version_3(data: bytes) -> bytes:
+    """The same header and indices, written as a version-3 bitstream."""
+    header, indices = _core.unpack(data)
+    return _core.pack(**{**header, "version": 3}, indices=indices)
+
+
+@pytest.mark.parametrize("name", ["cifar10-test-00000.thumbnail-q1.cmb",
+                                  "kodim05-crop96x64.photo-q1.spread.cmb"])
+def test_v3_bitstreams_decode_to_the_rust_decoders_output(name):
+    """Committed bitstreams re-written as version 3 (other weights, the same layout): the spec
+    decoder's version-3 generator against the Rust decoder's, through the whole decode."""
+    data = _as_version_3((DATA / name).read_bytes())
+    header = _header_of(data)
+    assert header["version"] == 3
+    prior_path = find_prior(header)
+    ours = sd.decode(data, prior_path.read_bytes())
+    _, rust = _core.decode(data, prior_path.read_bytes())
+    assert ours.dtype == rust.dtype and np.array_equal(ours, rust)
+
+
+def _header_of(data: bytes) -> dict:
+    header, _ = _core.unpack(data)
+    return header

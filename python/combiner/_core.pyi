@@ -31,6 +31,7 @@ def encode_block(
     kappa: int,
     early_stop: bool = True,
     threads: int | None = None,
+    version: int = 3,
 ) -> tuple[int, npt.NDArray[np.float32], int]: ...
 def encode_blocks(
     mu_q: npt.NDArray[np.float32],
@@ -44,6 +45,7 @@ def encode_blocks(
     kappa: int,
     early_stop: bool = True,
     threads: int | None = None,
+    version: int = 3,
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.float32], int]: ...
 def decode_block(
     mu_p: npt.NDArray[np.float32],
@@ -53,6 +55,7 @@ def decode_block(
     block_id: int,
     index: int,
     kappa: int,
+    version: int = 3,
 ) -> npt.NDArray[np.float32]: ...
 def decode_blocks(
     mu_p: npt.NDArray[np.float32],
@@ -63,8 +66,12 @@ def decode_blocks(
     *,
     seed: int,
     kappa: int,
+    version: int = 3,
 ) -> npt.NDArray[np.float32]: ...
-def candidate_normals(*, seed: int, block_id: int, dim: int, index: int) -> npt.NDArray[np.float64]: ...
+def candidate_normals(
+    *, seed: int, block_id: int, dim: int, index: int, version: int = 3
+) -> npt.NDArray[np.float64] | npt.NDArray[np.float32]:
+    """Candidate ``index``'s standard normals: float64 for versions 1 and 2, float32 for 3."""
 def ordered_gumbels(*, seed: int, block_id: int, n: int) -> npt.NDArray[np.float64]: ...
 def chacha20_keystream(key: bytes, *, stream: int, word_pos: int, nbytes: int) -> bytes: ...
 def candidate_key(*, seed: int) -> bytes: ...
@@ -82,6 +89,7 @@ def pack(
     prior_id: str,
     indices: npt.NDArray[np.uint32],
     spread_blocks: bool = False,
+    version: int = 3,
 ) -> bytes: ...
 def unpack(data: bytes) -> tuple[dict[str, Any], npt.NDArray[np.uint32]]: ...
 def prior_content_hash(prior: bytes) -> bytes:

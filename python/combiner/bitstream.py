@@ -1,4 +1,4 @@
-"""The combiner bitstream container (format versions 1 and 2, specified in docs/format.md).
+"""The combiner bitstream container (format versions 1 to 3, specified in docs/format.md).
 
 ``pack(header, indices)`` and ``unpack(data)`` are implemented in Rust; this module gives them
 a typed Python face. ``unpack`` treats its input as hostile: any defect raises a subclass of
@@ -34,8 +34,11 @@ class Header:
     seed: int
     prior_hash: bytes  # first 8 bytes of the content hash of the prior it was encoded with
     prior_id: str  # the prior's name; may be empty
-    # The blocks span patches (combiner.blocks.spread); written as format version 2.
+    # The blocks span patches (combiner.blocks.spread).
     spread_blocks: bool = False
+    # The format version, which selects the candidate generator (docs/format.md section 4):
+    # 3 (Philox, binary32), or 1 / 2 (ChaCha20, binary64; 1 without spread blocks, 2 with them).
+    version: int = FORMAT_VERSION
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -61,6 +64,7 @@ def pack(header: Header, indices: object) -> bytes:
     _check_range("sample_rate", header.sample_rate, 0, 2**32 - 1)
     _check_range("seed", header.seed, 0, 2**64 - 1)
     _check_range("kappa", header.kappa, 0, 255)
+    _check_range("version", header.version, 0, 255)
     fields = asdict(header)
     fields["prior_hash"] = bytes(header.prior_hash)
     return _core.pack(**fields, indices=np.ascontiguousarray(idx.astype(np.uint32).reshape(-1)))

@@ -69,8 +69,8 @@ def _spread(blocks: Blocks | None) -> bool | None:
 def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--blocks", choices=get_args(Blocks), default=None,
                         help="which weights share a coded block: each patch's own (patch) or any "
-                             "patch's, so that busy patches get more bits than flat ones (spread; "
-                             "format version 2); default: the setting stored in the prior")
+                             "patch's, so that busy patches get more bits than flat ones (spread); "
+                             "default: the setting stored in the prior")
 
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:

@@ -57,7 +57,7 @@ def prior_name(prior: Prior) -> str:
     return prior.kind.name or prior.hash_hex
 
 
-def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Header:
+def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool, version: int) -> Header:
     v = signal.values
     if signal.modality == "image":
         h, w, c = v.shape
@@ -66,7 +66,7 @@ def _header(signal: Signal, prior: Prior, seed: int, spread_blocks: bool) -> Hea
     return Header(modality=signal.modality, kappa=prior.kappa, height=h, width=w, channels=c,
                   sample_rate=signal.sample_rate, seed=seed,
                   prior_hash=prior.content_hash()[:bitstream.PRIOR_HASH_LEN],
-                  prior_id=prior.kind.name, spread_blocks=spread_blocks)
+                  prior_id=prior.kind.name, spread_blocks=spread_blocks, version=version)
 
 
 def check_prior_matches(prior: Prior, signal: Signal) -> None:
@@ -139,18 +139,19 @@ def encode_signals(signals: list[Signal], prior: Prior,
     t0 = time.perf_counter()
     with threads.torch_threads(n_threads):
         beta_t = fit(model, coords, targets, prior, block_index, steps=opts.fit_steps, lr=opts.lr,
-                     lr_schedule=opts.lr_schedule, beta=beta, control_every=opts.control_every, seed=opts.seed,
-                     progress=opts.progress, **common)
+                     lr_schedule=opts.lr_schedule, beta=beta, control_every=opts.control_every,
+                     seed=opts.seed, progress=opts.progress, **common)
         t1 = time.perf_counter()
-        final, indices, search_seconds = _code_progressively(model, prior, coords, targets, block_index, beta_t,
-                                             layouts, opts, common, n_threads)
+        version = search_version(block_search(opts.search, device), opts.spread_blocks)
+        final, indices, search_seconds = _code_progressively(
+            model, prior, coords, targets, block_index, beta_t, layouts, opts, common, n_threads, version)
     t2 = time.perf_counter()
 
     results, start = [], 0
     for signal, count, idx in zip(signals, counts, indices):
         w = final[start:start + count]
         start += count
-        header = _header(signal, prior, opts.seed, opts.spread_blocks)
+        header = _header(signal, prior, opts.seed, opts.spread_blocks, version)
         data = bitstream.pack(header, idx)
         decoded = decoder.decode(data, prior).signal()
         results.append(EncodeResult(
@@ -175,7 +176,7 @@ def _fit_assignment(prior: Prior, layouts: list[blocks.BlockLayout], spread: boo
 
 
 def _code_progressively(model, prior, coords, targets, block_index, beta, layouts, opts,
-                        common, n_threads: int) -> tuple[np.ndarray, list[np.ndarray], float]:
+                        common, n_threads: int, version: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
     rest; repeat for every round (see `combiner.blocks`).
 
@@ -203,7 +204,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
             mu[flat], np.maximum(sigma[flat], SIGMA_FLOOR), prior.mean[flat % D], prior.std[flat % D],
             np.concatenate([sizes for _, sizes in parts]), seed=opts.seed,
             block_ids=np.concatenate(ids), kappa=prior.kappa, early_stop=opts.early_stop,
-            threads=n_threads,
+            threads=n_threads, version=version,
         )
         search_seconds += time.perf_counter() - t
         start = 0
@@ -221,10 +222,20 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     return final.reshape(P, D), indices, search_seconds
 
 
+def search_version(search: Callable[..., rec.BatchResult], spread_blocks: bool) -> int:
+    """The format version the encoder writes when ``search`` codes the blocks: the newest (3)
+    with the Rust search; with the GPU search, which generates the ChaCha20 candidates only, 2
+    with spread blocks and 1 without (docs/format.md section 6)."""
+    if search is rec.encode_blocks:
+        return bitstream.FORMAT_VERSION
+    return 2 if spread_blocks else 1
+
+
 def block_search(where: str, device: torch.device) -> Callable[..., rec.BatchResult]:
-    """The block search for ``EncodeOptions.search``: both give the same indices (gpu_search
-    ports the Rust scoring op for op), the GPU's in a fraction of the time. The GPU search runs
-    on CuPy's current device (GPU 0 unless the caller selects another)."""
+    """The block search for ``EncodeOptions.search``: on the version-2 generator both give the
+    same indices (gpu_search ports the Rust scoring op for op), the GPU's in a fraction of the
+    time; `search_version` gives the version each writes. The GPU search runs on CuPy's current
+    device (GPU 0 unless the caller selects another)."""
     if where not in ("auto", "cpu", "gpu"):
         raise ValueError(f"search must be 'auto', 'cpu' or 'gpu', not {where!r}")
     if where == "gpu" and not gpu_search.available():

@@ -86,7 +86,8 @@ def decode_weights(data: bytes, prior: Prior) -> tuple[Header, np.ndarray]:
     block_ids = np.arange(len(indices))
     flat, sizes = layout.gather(block_ids)
     samples = rec.decode_blocks(prior.mean[flat % D], prior.std[flat % D], sizes, seed=header.seed,
-                                block_ids=block_ids, indices=indices, kappa=header.kappa)
+                                block_ids=block_ids, indices=indices, kappa=header.kappa,
+                                version=header.version)
     weights = np.zeros(P * D, dtype=np.float32)
     weights[flat] = samples
     return header, weights.reshape(P, D)

@@ -1,14 +1,14 @@
-//! The combiner bitstream, format versions 1 and 2. The normative description is
+//! The combiner bitstream, format versions 1 to 3. The normative description is
 //! `docs/format.md`; this module implements exactly that document. Summary (`varint` = unsigned
 //! LEB128, canonical, at most 10 bytes; fixed-width integers little-endian):
 //!
 //! | field | encoding |
 //! |---|---|
 //! | magic | 3 bytes `CMB` |
-//! | version | u8: 1, or 2 when a version-2 flag is set |
+//! | version | u8: 1 or 2 (ChaCha20 candidates; 2 exactly when a flag is set), or 3 (Philox) |
 //! | modality | u8: 1 image, 2 audio |
 //! | kappa | u8, 1..=20 |
-//! | flags | u8: version 1: 0; version 2: 1 (bit 0, spread blocks) |
+//! | flags | u8: version 1: 0; version 2: 1; version 3: 0 or 1 (bit 0, spread blocks) |
 //! | height (image rows or audio samples), width, channels, sample rate, seed | 5 varints |
 //! | prior hash | 8 bytes: the first 8 bytes of the prior's SHA-256 content hash |
 //! | prior id | u8 length L (0..=64), then L ASCII bytes `[A-Za-z0-9._-]` |
@@ -25,12 +25,14 @@
 
 use crate::bits::{BitReader, BitWriter};
 use crate::error::FormatError;
+use crate::sampler::Generator;
 use crate::search::MAX_KAPPA;
 
 pub const MAGIC: [u8; 3] = *b"CMB";
-/// The newest version this build reads and writes; a stream is written with the lowest version
-/// that can express it, so streams without version-2 features stay readable by version-1 decoders.
-pub const VERSION: u8 = 2;
+/// The newest version this build reads and writes. Versions 1 and 2 share the ChaCha20 candidate
+/// generator (version 2 exactly when a flag is set, so that every stream has one encoding);
+/// version 3 has the Philox generator, with or without flags.
+pub const VERSION: u8 = 3;
 /// Flag bit 0 (version 2): the blocks span patches (docs/format.md, "Spread blocks").
 pub const FLAG_SPREAD_BLOCKS: u8 = 1;
 pub const PRIOR_HASH_LEN: usize = 8;
@@ -85,8 +87,11 @@ pub struct Header {
     pub prior_hash: [u8; PRIOR_HASH_LEN],
     /// The prior's name (may be empty: then the hash alone identifies it).
     pub prior_id: String,
-    /// The blocks span patches, cut from the seeded permutation of all weights (version 2).
+    /// The blocks span patches, cut from the seeded permutation of all weights (versions 2, 3).
     pub spread_blocks: bool,
+    /// The format version: 1 or 2 (ChaCha20 candidates; 1 without flags, 2 with spread blocks)
+    /// or 3 (Philox candidates). It selects the candidate generator (`generator`).
+    pub version: u8,
 }
 
 fn invalid(field: &'static str, why: impl Into<String>) -> FormatError {
@@ -96,10 +101,26 @@ fn invalid(field: &'static str, why: impl Into<String>) -> FormatError {
     }
 }
 
+/// The ChaCha20 version (1 or 2) that expresses `spread_blocks`: the canonical choice between
+/// the two.
+pub fn chacha_version(spread_blocks: bool) -> u8 {
+    if spread_blocks { 2 } else { 1 }
+}
+
+/// Whether `flags` may be set in a stream of `version` (section 3, check 5).
+fn flags_allowed(version: u8, flags: u8) -> bool {
+    match version {
+        1 => flags == 0,
+        2 => flags == FLAG_SPREAD_BLOCKS,
+        _ => flags & !FLAG_SPREAD_BLOCKS == 0,
+    }
+}
+
 impl Header {
-    /// The format version this header is written with: the lowest that expresses it.
-    pub fn version(&self) -> u8 {
-        if self.spread_blocks { 2 } else { 1 }
+    /// The candidate generator of this header's version. Meaningful for a header that passed
+    /// `validate` (as every parsed one has): other versions read as the newest.
+    pub fn generator(&self) -> Generator {
+        Generator::of_version(self.version).unwrap_or(Generator::Philox)
     }
 
     fn flags(&self) -> u8 {
@@ -112,6 +133,23 @@ impl Header {
 
     /// Check every field against the allowed values of the format.
     pub fn validate(&self) -> Result<(), FormatError> {
+        if !(1..=VERSION).contains(&self.version) {
+            return Err(invalid(
+                "version",
+                format!("{} is not in 1..={VERSION}", self.version),
+            ));
+        }
+        if !flags_allowed(self.version, self.flags()) {
+            return Err(invalid(
+                "version",
+                format!(
+                    "spread_blocks = {} needs version {} or 3, not {}",
+                    self.spread_blocks,
+                    chacha_version(self.spread_blocks),
+                    self.version
+                ),
+            ));
+        }
         if !(1..=MAX_KAPPA).contains(&self.kappa) {
             return Err(invalid(
                 "kappa",
@@ -194,7 +232,7 @@ pub fn pack(header: &Header, indices: &[u32]) -> Result<Vec<u8>, FormatError> {
     let mut out = Vec::with_capacity(64 + id.len() + payload);
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[
-        header.version(),
+        header.version,
         header.modality as u8,
         header.kappa as u8,
         header.flags(),
@@ -317,13 +355,9 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
     if stored != computed {
         return Err(FormatError::BadChecksum { stored, computed });
     }
-    // Canonical: version 1 has no flags; version 2 is used only when one of its flags is set.
-    let allowed: &[u8] = if version == 1 {
-        &[0]
-    } else {
-        &[FLAG_SPREAD_BLOCKS]
-    };
-    if !allowed.contains(&flags) {
+    // Canonical: version 1 has no flags; version 2 is used only when one of its flags is set;
+    // version 3 takes its flags with or without a set one.
+    if !flags_allowed(version, flags) {
         return Err(invalid(
             "flags",
             format!("{flags:#04x} is not allowed in version {version}"),
@@ -348,6 +382,7 @@ pub fn unpack(data: &[u8]) -> Result<(Header, Vec<u32>), FormatError> {
         prior_hash,
         prior_id,
         spread_blocks: flags & FLAG_SPREAD_BLOCKS != 0,
+        version,
     };
     header.validate()?;
     let mut reader = BitReader::new(&body[c.pos..]);
@@ -384,22 +419,42 @@ mod tests {
             prior_hash: [7; 8],
             prior_id: "thumbnail-q2".into(),
             spread_blocks: false,
+            version: 1,
         }
     }
 
     #[test]
-    fn spread_blocks_need_version_2_and_nothing_else_does() {
+    fn chacha_streams_are_version_2_exactly_with_spread_blocks() {
         let plain = pack(&header(), &[5]).unwrap();
         assert_eq!((plain[3], plain[6]), (1, 0));
         let spread = Header {
             spread_blocks: true,
+            version: 2,
             ..header()
         };
         let data = pack(&spread, &[5]).unwrap();
         assert_eq!((data[3], data[6]), (2, FLAG_SPREAD_BLOCKS));
         assert_eq!(unpack(&data).unwrap(), (spread, vec![5]));
+        // A header whose version does not fit its flags is not written.
+        for (version, spread_blocks) in [(1, true), (2, false), (0, false), (4, true)] {
+            let bad = Header {
+                version,
+                spread_blocks,
+                ..header()
+            };
+            assert!(pack(&bad, &[5]).is_err(), "version {version}");
+        }
         // Non-canonical or unknown combinations, with a valid CRC, are refused.
-        for (version, flags) in [(1u8, 1u8), (2, 0), (2, 2), (2, 3), (3, 1)] {
+        for (version, flags) in [
+            (1u8, 1u8),
+            (2, 0),
+            (2, 2),
+            (2, 3),
+            (3, 2),
+            (3, 3),
+            (4, 0),
+            (4, 1),
+        ] {
             let mut bad = plain.clone();
             bad[3] = version;
             bad[6] = flags;
@@ -407,6 +462,22 @@ mod tests {
             let crc = crc32fast::hash(&bad[..n]);
             bad[n..].copy_from_slice(&crc.to_le_bytes());
             assert!(unpack(&bad).is_err(), "version {version} flags {flags}");
+        }
+    }
+
+    #[test]
+    fn version_3_takes_either_layout() {
+        for spread_blocks in [false, true] {
+            let h = Header {
+                version: 3,
+                spread_blocks,
+                ..header()
+            };
+            let data = pack(&h, &[5, 6]).unwrap();
+            assert_eq!((data[3], data[6]), (3, u8::from(spread_blocks)));
+            let (back, idx) = unpack(&data).unwrap();
+            assert_eq!((back.generator(), idx), (Generator::Philox, vec![5, 6]));
+            assert_eq!(back, h);
         }
     }
 

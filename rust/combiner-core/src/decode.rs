@@ -57,8 +57,9 @@ pub fn patch_grid(header: &Header, patch: &[usize]) -> Vec<usize> {
 pub fn decode(data: &[u8], prior: &Prior, isa: Isa) -> Result<(Header, Samples), DecodeError> {
     let (header, indices) = container::unpack(data)?;
     let num_patches = check_against_prior(&header, indices.len(), prior)?;
+    let generator = header.generator();
     let samples = if header.spread_blocks {
-        let weights = layout::spread_weights(prior, header.seed, num_patches, &indices);
+        let weights = layout::spread_weights(generator, prior, header.seed, num_patches, &indices);
         let d = prior.num_params();
         render(&header, prior, isa, num_patches, |p, out| {
             out.copy_from_slice(&weights[p * d..(p + 1) * d])
@@ -66,7 +67,7 @@ pub fn decode(data: &[u8], prior: &Prior, isa: Isa) -> Result<(Header, Samples),
     } else {
         let parts = prior.part_members();
         render(&header, prior, isa, num_patches, |p, out| {
-            layout::patch_weights(prior, &parts, header.seed, p, &indices, out)
+            layout::patch_weights(generator, prior, &parts, header.seed, p, &indices, out)
         })
     };
     Ok((header, samples))

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::prior::Prior;
-use crate::sampler::candidate_sample;
+use crate::sampler::{Generator, candidate_sample};
 use crate::shuffle;
 
 /// The largest block dimension a bitstream may imply (section 3, check 7).
@@ -18,9 +18,10 @@ pub const MAX_BLOCK_DIM: usize = crate::search::MAX_BLOCK_DIM;
 /// Blocks regenerated together in one parallel step of `spread_weights`.
 const CHUNK_BLOCKS: usize = 4096;
 
-/// The weights of patch `p` under per-patch blocks (block `p * J + j` is part j of patch p).
-/// `parts` is `prior.part_members()`; `out` has D entries.
+/// The weights of patch `p` under per-patch blocks (block `p * J + j` is part j of patch p),
+/// with the candidates of `generator`. `parts` is `prior.part_members()`; `out` has D entries.
 pub fn patch_weights(
+    generator: Generator,
     prior: &Prior,
     parts: &[Vec<u32>],
     seed: u64,
@@ -42,6 +43,7 @@ pub fn patch_weights(
         );
         sample.resize(members.len(), 0.0);
         candidate_sample(
+            generator,
             seed,
             block as u64,
             u64::from(indices[block]),
@@ -67,8 +69,14 @@ pub fn max_spread_block(n: usize, blocks: usize) -> usize {
     n.div_ceil(blocks)
 }
 
-/// All P x D weights under spread blocks.
-pub fn spread_weights(prior: &Prior, seed: u64, num_patches: usize, indices: &[u32]) -> Vec<f32> {
+/// All P x D weights under spread blocks, with the candidates of `generator`.
+pub fn spread_weights(
+    generator: Generator,
+    prior: &Prior,
+    seed: u64,
+    num_patches: usize,
+    indices: &[u32],
+) -> Vec<f32> {
     let d = prior.num_params();
     let n = num_patches * d;
     let blocks = indices.len();
@@ -85,6 +93,7 @@ pub fn spread_weights(prior: &Prior, seed: u64, num_patches: usize, indices: &[u
                     gather(prior, members.iter().map(|&f| f as usize % d), mean, std);
                     let mut sample = vec![0.0; members.len()];
                     candidate_sample(
+                        generator,
                         seed,
                         b as u64,
                         u64::from(indices[b]),

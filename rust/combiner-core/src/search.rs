@@ -1,6 +1,11 @@
 //! Relative entropy coding of one block: depth-limited, global-bound A* coding (equivalently the
 //! truncated Poisson functional representation) over N = 2^kappa prior candidates.
 //!
+//! This module holds the search of the ChaCha20 generator (format versions 1 and 2), scored in
+//! binary64, and dispatches version-3 blocks (the Philox generator) to `search32`, which scores
+//! in binary32; a version-3 block whose coefficients could overflow binary32 is scored here, in
+//! binary64, on its Philox candidates. The invariants below hold for both.
+//!
 //! Score of candidate n (0-based) is `log q(x_n)/p(x_n) + G_n`, where `G_n = -ln(E_1 + ... +
 //! E_{n+1})` is the ordered (decreasing) Gumbel sequence of a unit-rate Poisson process; the index
 //! sent is the argmax (ties go to the smaller index). Invariants:
@@ -23,20 +28,21 @@ use rayon::prelude::*;
 use crate::error::InputError;
 use crate::kernels::{Isa, TiledTerms, log_ratio_terms, neg_log, neg_log_uniform, row_sums};
 use crate::rng::{GUMBEL_DOMAIN, WordStream};
-use crate::sampler::{CandidateReader, candidate_sample};
+use crate::sampler::{CandidateReader, Generator, candidate_sample};
+use crate::search32::{Gumbels32, Ratio32, Task, score_chunks32};
 
 /// Largest supported kappa (2^20 candidates per block).
 pub const MAX_KAPPA: u32 = 20;
 /// Largest supported block dimension.
 pub const MAX_BLOCK_DIM: usize = 1 << 16;
 /// Granularity of the early stop's bound checks and of `Encoded::scored`.
-const CHUNK: usize = 64;
+pub(crate) const CHUNK: usize = 64;
 /// Chunks scored by one parallel task: one keystream reader and one set of buffers serve them.
-const TASK_CHUNKS: usize = 16;
+pub(crate) const TASK_CHUNKS: usize = 16;
 /// Normals per batch inside a task: the batch's buffers stay in L1/L2.
 const BATCH_ELEMS: usize = 2048;
 /// Fixed boundaries of the parallel Gumbel prefix sum (part of the determinism contract).
-const GUMBEL_CHUNK: usize = 4096;
+pub(crate) const GUMBEL_CHUNK: usize = 4096;
 /// The early stop checks its bound between waves; waves double up to this many chunks.
 const MAX_WAVE_CHUNKS: usize = 64;
 
@@ -276,20 +282,21 @@ impl Gumbels {
     }
 }
 
+/// The best candidate so far: its score and index.
 #[derive(Clone, Copy, Debug)]
-struct Best {
-    score: f64,
-    index: u32,
+pub(crate) struct Best {
+    pub(crate) score: f64,
+    pub(crate) index: u32,
 }
 
 impl Best {
-    const NONE: Best = Best {
+    pub(crate) const NONE: Best = Best {
         score: f64::NEG_INFINITY,
         index: u32::MAX,
     };
 
     /// Max score, ties to the smaller index: associative and commutative.
-    fn pick(a: Best, b: Best) -> Best {
+    pub(crate) fn pick(a: Best, b: Best) -> Best {
         if a.score > b.score || (a.score == b.score && a.index < b.index) {
             a
         } else {
@@ -305,8 +312,10 @@ struct Scratch {
     ratios: Vec<f64>,
 }
 
-/// Score chunks `chunks` (chunk c covers candidates c*CHUNK ..) and return the best.
+/// Score chunks `chunks` (chunk c covers candidates c*CHUNK ..) of `generator`'s candidates in
+/// binary64 and return the best.
 fn score_chunks(
+    generator: Generator,
     ratio: &LogRatio,
     gumbels: &[f64],
     n: usize,
@@ -331,7 +340,7 @@ fn score_chunks(
             },
             |buf, start| {
                 let stop = (start + task).min(end);
-                let mut reader = CandidateReader::new(seed, block_id, dim, start as u64);
+                let mut reader = CandidateReader::new(generator, seed, block_id, dim, start as u64);
                 let mut best = Best::NONE;
                 let mut index = start;
                 while index < stop {
@@ -355,56 +364,63 @@ fn score_chunks(
         .reduce(|| Best::NONE, Best::pick)
 }
 
-/// Encode one block: the A* coding search over 2^kappa candidates.
+/// Which candidates the search may leave unscored; every choice returns the same index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pruning {
+    /// Score all 2^kappa candidates.
+    Exhaustive,
+    /// Stop as soon as no remaining candidate can win (A* coding's global bound; the ChaCha20
+    /// search has one only when every sigma_q < sigma_p, the version-3 search always).
+    Stop,
+    /// Stop, and in the version-3 search also drop a candidate as soon as its partial sum over
+    /// the first dimensions shows that it cannot win (the ChaCha20 search only stops).
+    StopAndSkip,
+}
+
+/// Encode one block: the A* coding search over 2^kappa candidates of `generator`.
 ///
-/// With `early_stop`, the search stops as soon as no remaining candidate can win (only possible
-/// when every sigma_q < sigma_p); the index is the same as the exhaustive search's.
+/// With `early_stop`, the search skips and stops as soon as no remaining candidate can win
+/// (`Pruning::StopAndSkip`); the index is the same as the exhaustive search's.
 pub fn encode_block(
     block: &Block,
     seed: u64,
     block_id: u64,
     kappa: u32,
     early_stop: bool,
+    generator: Generator,
+) -> Result<Encoded, InputError> {
+    let pruning = if early_stop {
+        Pruning::StopAndSkip
+    } else {
+        Pruning::Exhaustive
+    };
+    encode_block_pruned(block, seed, block_id, kappa, generator, pruning)
+}
+
+/// `encode_block` with an explicit `Pruning` (for benchmarks and tests: the index never
+/// depends on it).
+pub fn encode_block_pruned(
+    block: &Block,
+    seed: u64,
+    block_id: u64,
+    kappa: u32,
+    generator: Generator,
+    pruning: Pruning,
 ) -> Result<Encoded, InputError> {
     check_kappa(kappa)?;
     block.validate()?;
     let n = 1usize << kappa;
-    let ratio = LogRatio::new(block);
-    let mut gumbels = Gumbels::new(seed, block_id, n);
-    let num_chunks = n.div_ceil(CHUNK);
-
-    // A tiny relative and absolute slack covers binary64 rounding in scores and in the bound.
-    let bound = block
-        .log_ratio_sup()
-        .filter(|_| early_stop)
-        .map(|m| m + 1e-9 * m.abs() + 1e-6);
-    let (best, scored_chunks) = match bound {
-        None => {
-            gumbels.ensure(n);
-            let all = 0..num_chunks;
-            let best = score_chunks(&ratio, &gumbels.values, n, seed, block_id, all);
-            (best, num_chunks)
-        }
-        Some(bound) => {
-            let mut best = Best::NONE;
-            let mut next = 0;
-            let mut wave = 1;
-            while next < num_chunks && {
-                gumbels.ensure(next * CHUNK + 1);
-                gumbels.values[next * CHUNK] + bound > best.score
-            } {
-                let end = (next + wave).min(num_chunks);
-                gumbels.ensure(end * CHUNK);
-                let wave_best = score_chunks(&ratio, &gumbels.values, n, seed, block_id, next..end);
-                best = Best::pick(best, wave_best);
-                next = end;
-                wave = (wave * 2).min(MAX_WAVE_CHUNKS);
-            }
-            (best, next)
-        }
+    let fast = match generator {
+        Generator::Philox => Ratio32::new(block),
+        Generator::ChaCha20 => None,
+    };
+    let (best, scored_chunks) = match fast {
+        Some(ratio) => search_binary32(&ratio, seed, block_id, n, pruning),
+        None => search_binary64(block, seed, block_id, n, generator, pruning),
     };
     let mut sample = vec![0.0f32; block.mu_p.len()];
     candidate_sample(
+        generator,
         seed,
         block_id,
         u64::from(best.index),
@@ -419,6 +435,105 @@ pub fn encode_block(
     })
 }
 
+/// The early stop's waves: chunks `next..` are scored in waves (doubling up to
+/// `MAX_WAVE_CHUNKS`) while `go_on(next, best)` says that chunk `next` may still hold a winner;
+/// `score(range, best)` returns the best of `best` and the range. Returns the best and the
+/// number of chunks scored.
+fn in_waves(
+    num_chunks: usize,
+    mut go_on: impl FnMut(usize, Best) -> bool,
+    mut score: impl FnMut(std::ops::Range<usize>, Best) -> Best,
+) -> (Best, usize) {
+    let (mut best, mut next, mut wave) = (Best::NONE, 0, 1);
+    while next < num_chunks && go_on(next, best) {
+        let end = (next + wave).min(num_chunks);
+        best = score(next..end, best);
+        next = end;
+        wave = (wave * 2).min(MAX_WAVE_CHUNKS);
+    }
+    (best, next)
+}
+
+/// The ChaCha20 search (and the binary64 fallback of version 3): binary64 scores, the early stop
+/// only when every sigma_q < sigma_p.
+fn search_binary64(
+    block: &Block,
+    seed: u64,
+    block_id: u64,
+    n: usize,
+    generator: Generator,
+    pruning: Pruning,
+) -> (Best, usize) {
+    let ratio = LogRatio::new(block);
+    let mut gumbels = Gumbels::new(seed, block_id, n);
+    let num_chunks = n.div_ceil(CHUNK);
+    // A tiny relative and absolute slack covers binary64 rounding in scores and in the bound.
+    let bound = block
+        .log_ratio_sup()
+        .filter(|_| pruning != Pruning::Exhaustive)
+        .map(|m| m + 1e-9 * m.abs() + 1e-6);
+    let score = |g: &Gumbels, chunks: std::ops::Range<usize>| {
+        score_chunks(generator, &ratio, &g.values, n, seed, block_id, chunks)
+    };
+    match bound {
+        None => {
+            gumbels.ensure(n);
+            (score(&gumbels, 0..num_chunks), num_chunks)
+        }
+        Some(bound) => {
+            let gumbels = std::cell::RefCell::new(gumbels);
+            in_waves(
+                num_chunks,
+                |next, best| {
+                    let mut g = gumbels.borrow_mut();
+                    g.ensure(next * CHUNK + 1);
+                    g.values[next * CHUNK] + bound > best.score
+                },
+                |chunks, best| {
+                    let mut g = gumbels.borrow_mut();
+                    g.ensure(chunks.end * CHUNK);
+                    Best::pick(best, score(&g, chunks))
+                },
+            )
+        }
+    }
+}
+
+/// The version-3 search in binary32 (`search32`): the early stop is available for every block
+/// (|z| is bounded), the skip with `Pruning::StopAndSkip`.
+fn search_binary32(
+    ratio: &Ratio32,
+    seed: u64,
+    block_id: u64,
+    n: usize,
+    pruning: Pruning,
+) -> (Best, usize) {
+    let mut gumbels = Gumbels32::new(seed, block_id, n);
+    let num_chunks = n.div_ceil(CHUNK);
+    let skip = pruning == Pruning::StopAndSkip;
+    if pruning == Pruning::Exhaustive {
+        gumbels.ensure(n);
+        let task = Task::new(ratio, &gumbels.values, seed, block_id, skip);
+        let best = score_chunks32(&task, n, 0..num_chunks, Best::NONE);
+        return (best, num_chunks);
+    }
+    let gumbels = std::cell::RefCell::new(gumbels);
+    in_waves(
+        num_chunks,
+        |next, best| {
+            let mut g = gumbels.borrow_mut();
+            g.ensure(next * CHUNK + 1);
+            ratio.stop_bound(f64::from(g.values[next * CHUNK])) > best.score
+        },
+        |chunks, best| {
+            let mut g = gumbels.borrow_mut();
+            g.ensure(chunks.end * CHUNK);
+            let task = Task::new(ratio, &g.values, seed, block_id, skip);
+            score_chunks32(&task, n, chunks, best)
+        },
+    )
+}
+
 /// Encode many independent blocks in one call (block ids `block_ids[i]`), in parallel.
 pub fn encode_blocks(
     blocks: &[Block],
@@ -426,6 +541,7 @@ pub fn encode_blocks(
     seed: u64,
     kappa: u32,
     early_stop: bool,
+    generator: Generator,
 ) -> Result<Vec<Encoded>, InputError> {
     if blocks.len() != block_ids.len() {
         return Err(InputError::LengthMismatch {
@@ -437,11 +553,11 @@ pub fn encode_blocks(
     blocks
         .par_iter()
         .zip(block_ids)
-        .map(|(b, &id)| encode_block(b, seed, id, kappa, early_stop))
+        .map(|(b, &id)| encode_block(b, seed, id, kappa, early_stop, generator))
         .collect()
 }
 
-/// Decode one block: regenerate candidate `index`. O(d).
+/// Decode one block: regenerate candidate `index` of `generator`. O(d).
 pub fn decode_block(
     mu_p: &[f32],
     sigma_p: &[f32],
@@ -449,6 +565,7 @@ pub fn decode_block(
     block_id: u64,
     index: u64,
     kappa: u32,
+    generator: Generator,
 ) -> Result<Vec<f32>, InputError> {
     check_kappa(kappa)?;
     check_prior(mu_p, sigma_p)?;
@@ -456,7 +573,7 @@ pub fn decode_block(
         return Err(InputError::IndexOutOfRange { index, kappa });
     }
     let mut out = vec![0.0f32; mu_p.len()];
-    candidate_sample(seed, block_id, index, mu_p, sigma_p, &mut out);
+    candidate_sample(generator, seed, block_id, index, mu_p, sigma_p, &mut out);
     Ok(out)
 }
 
@@ -468,6 +585,7 @@ pub fn decode_blocks(
     indices: &[u32],
     seed: u64,
     kappa: u32,
+    generator: Generator,
 ) -> Result<Vec<f32>, InputError> {
     let n = mu_p.len();
     if sigma_p.len() != n || block_ids.len() != n || indices.len() != n {
@@ -489,6 +607,7 @@ pub fn decode_blocks(
             block_ids[i],
             u64::from(indices[i]),
             kappa,
+            generator,
         )?;
         out.extend(sample);
     }
@@ -499,7 +618,92 @@ pub fn decode_blocks(
 mod tests {
     use super::*;
     use crate::rng::word_to_open_uniform;
-    use crate::sampler::{candidate_normals, scale_normal};
+    use crate::sampler::{candidate_normals, candidate_normals32, scale_normal};
+    use crate::search32::tests::reference_index32;
+
+    fn test_block(d: usize, sharp: f32) -> [Vec<f32>; 4] {
+        let mu_p: Vec<f32> = (0..d).map(|j| 0.02 * j as f32 - 0.1).collect();
+        let sigma_p: Vec<f32> = (0..d).map(|j| 0.1 + 0.01 * (j % 5) as f32).collect();
+        let mu_q: Vec<f32> = (0..d).map(|j| mu_p[j] + 0.03 * (j as f32).sin()).collect();
+        let sigma_q: Vec<f32> = sigma_p.iter().map(|s| s * sharp).collect();
+        [mu_q, sigma_q, mu_p, sigma_p]
+    }
+
+    fn block_of(v: &[Vec<f32>; 4]) -> Block<'_> {
+        Block {
+            mu_q: &v[0],
+            sigma_q: &v[1],
+            mu_p: &v[2],
+            sigma_p: &v[3],
+        }
+    }
+
+    #[test]
+    fn version_3_search_matches_the_scalar_reference_whatever_the_pruning() {
+        // Dimensions around the slice and lane boundaries; sharp posteriors (the skip drops most
+        // candidates), broad ones and sigma_q > sigma_p (the Gumbels decide), and the prior
+        // itself (every log ratio is exactly 0, the scores tie but for the Gumbels).
+        let cases = [1usize, 3, 4, 5, 8, 9, 12, 25, 64, 130];
+        for (case, &d) in cases.iter().enumerate() {
+            for sharp in [0.05f32, 0.3, 0.9, 1.0, 1.3] {
+                let mut v = test_block(d, sharp);
+                if sharp == 1.0 {
+                    v[0] = v[2].clone();
+                }
+                let b = block_of(&v);
+                let (seed, id, kappa) = (200 + case as u64, (case as u64) << 33 | 5, 11);
+                let want = reference_index32(&b, seed, id, kappa);
+                let mut sample = vec![0.0f32; d];
+                let (m, s) = (&v[2], &v[3]);
+                candidate_sample(
+                    Generator::Philox,
+                    seed,
+                    id,
+                    u64::from(want),
+                    m,
+                    s,
+                    &mut sample,
+                );
+                for pruning in [Pruning::Exhaustive, Pruning::Stop, Pruning::StopAndSkip] {
+                    let got = encode_block_pruned(&b, seed, id, kappa, Generator::Philox, pruning)
+                        .unwrap();
+                    assert_eq!(got.index, want, "d={d} sharp={sharp} {pruning:?}");
+                    assert_eq!(got.sample, sample);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn version_3_search_does_not_depend_on_the_thread_count() {
+        let v = test_block(25, 0.4);
+        let b = block_of(&v);
+        let run = |threads: usize, pruning: Pruning| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| encode_block_pruned(&b, 3, 9, 14, Generator::Philox, pruning).unwrap())
+        };
+        for pruning in [Pruning::Exhaustive, Pruning::StopAndSkip] {
+            let one = run(1, pruning);
+            assert_eq!(one, run(3, pruning), "{pruning:?}");
+            assert_eq!(one.index, run(1, Pruning::Exhaustive).index);
+        }
+    }
+
+    #[test]
+    fn version_3_blocks_beyond_binary32_are_scored_in_binary64() {
+        // sigma_q 1e-30 against sigma_p 0.1: coefficients near 1e29 would overflow binary32.
+        let mut v = test_block(6, 0.5);
+        v[1][2] = 1e-30;
+        let b = block_of(&v);
+        let want = reference_index(Generator::Philox, &b, 4, 1, 9);
+        for early in [false, true] {
+            let got = encode_block(&b, 4, 1, 9, early, Generator::Philox).unwrap();
+            assert_eq!(got.index, want, "early={early}");
+        }
+    }
 
     /// The Gumbel sequence exactly as first specified: scalar libm logs, same chunked sums.
     fn reference_gumbels(seed: u64, block_id: u64, n: usize) -> Vec<f64> {
@@ -520,12 +724,24 @@ mod tests {
 
     /// The search exactly as first specified: one candidate at a time, scalar code throughout.
     #[allow(clippy::needless_range_loop)] // j indexes five arrays, as in the specification
-    fn reference_index(b: &Block, seed: u64, block_id: u64, kappa: u32) -> u32 {
+    fn reference_index(
+        generator: Generator,
+        b: &Block,
+        seed: u64,
+        block_id: u64,
+        kappa: u32,
+    ) -> u32 {
         let g = reference_gumbels(seed, block_id, 1 << kappa);
         let d = b.mu_q.len();
         let mut best = Best::NONE;
         for (k, &gk) in g.iter().enumerate() {
-            let z = candidate_normals(seed, block_id, d, k as u64);
+            let z: Vec<f64> = match generator {
+                Generator::ChaCha20 => candidate_normals(seed, block_id, d, k as u64),
+                Generator::Philox => candidate_normals32(seed, block_id, d, k as u32)
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+            };
             let (mut constant, mut acc) = (0.0f64, 0.0f64);
             for j in 0..d {
                 let (s, sig) = (f64::from(b.sigma_p[j]), f64::from(b.sigma_q[j]));
@@ -576,9 +792,10 @@ mod tests {
                     sigma_p: &sigma_p,
                 };
                 let (seed, id, kappa) = (100 + case as u64, 7 * case as u64, 11);
-                let want = reference_index(&b, seed, id, kappa);
+                let want = reference_index(Generator::ChaCha20, &b, seed, id, kappa);
                 for early in [false, true] {
-                    let got = encode_block(&b, seed, id, kappa, early).unwrap();
+                    let got =
+                        encode_block(&b, seed, id, kappa, early, Generator::ChaCha20).unwrap();
                     assert_eq!(got.index, want, "d={d} sharp={sharp} early={early}");
                 }
             }

@@ -1,10 +1,11 @@
 //! Property tests and a fuzz campaign for the container parser: no panic, typed errors only,
 //! and anything accepted is canonical (re-packs to the same bytes).
 
-use combiner_core::container::{Header, Modality, pack, unpack};
+use combiner_core::container::{Header, Modality, chacha_version, pack, unpack};
 use proptest::prelude::*;
 
-fn header(kappa: u32, seed: u64, id: String, audio: bool, spread: bool) -> Header {
+/// A header of version 3 (`philox`) or of the ChaCha20 version that fits `spread`.
+fn header(kappa: u32, seed: u64, id: String, audio: bool, spread: bool, philox: bool) -> Header {
     Header {
         modality: if audio {
             Modality::Audio
@@ -20,6 +21,7 @@ fn header(kappa: u32, seed: u64, id: String, audio: bool, spread: bool) -> Heade
         prior_hash: [0xA5; 8],
         prior_id: id,
         spread_blocks: spread,
+        version: if philox { 3 } else { chacha_version(spread) },
     }
 }
 
@@ -40,12 +42,17 @@ fn arb_stream() -> impl Strategy<Value = Vec<u8>> {
         "[a-z0-9._-]{0,64}",
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
         0usize..200,
     )
-        .prop_flat_map(|(kappa, seed, id, audio, spread, n)| {
+        .prop_flat_map(|(kappa, seed, id, audio, spread, philox, n)| {
             let max = (1u64 << kappa) - 1;
             proptest::collection::vec(0..=max as u32, n).prop_map(move |idx| {
-                pack(&header(kappa, seed, id.clone(), audio, spread), &idx).unwrap()
+                pack(
+                    &header(kappa, seed, id.clone(), audio, spread, philox),
+                    &idx,
+                )
+                .unwrap()
             })
         })
 }
@@ -55,9 +62,9 @@ proptest! {
 
     #[test]
     fn round_trip(kappa in 1u32..=20, seed: u64, id in "[A-Za-z0-9._-]{0,64}", audio: bool,
-                  spread: bool, raw in proptest::collection::vec(any::<u32>(), 0..300)) {
+                  spread: bool, philox: bool, raw in proptest::collection::vec(any::<u32>(), 0..300)) {
         let idx: Vec<u32> = raw.iter().map(|v| v & ((1u32 << kappa) - 1) ).collect();
-        let h = header(kappa, seed, id, audio, spread);
+        let h = header(kappa, seed, id, audio, spread, philox);
         let data = pack(&h, &idx).unwrap();
         prop_assert_eq!(unpack(&data).unwrap(), (h, idx));
     }
@@ -90,7 +97,7 @@ proptest! {
     // ... and 20,000 arbitrary byte strings, half of them behind a valid magic and version.
     #[test]
     fn arbitrary_bytes_never_panic(mut data in proptest::collection::vec(any::<u8>(), 0..400),
-                                   prefix: bool, version in 1u8..=2) {
+                                   prefix: bool, version in 1u8..=4) {
         if prefix {
             data.splice(0..0, [b'C', b'M', b'B', version]);
         }

@@ -107,3 +107,25 @@ fn refuses_bad_requests_with_one_line_and_leaves_the_inputs_alone() {
     assert!(!result.status.success());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn writes_the_golden_pixels_of_a_version_3_stream() {
+    let stream = "tests/data/cifar10-test-00000.thumbnail-q1.v3.cmb";
+    let data = std::fs::read(root().join(stream)).unwrap();
+    assert_eq!(data[3], 3, "a version-3 bitstream");
+    let (prior, sha) = golden(stream);
+    let out = std::env::temp_dir().join(format!("combiner-decode-v3-{}.png", std::process::id()));
+    let result = run(&[&root().join(stream), &root().join(prior), &out]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (32, 32));
+    assert_eq!(hex(&pixels[..info.buffer_size()]), sha);
+    std::fs::remove_file(out).unwrap();
+}

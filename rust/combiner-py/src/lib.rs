@@ -6,6 +6,7 @@ use combiner_core::container::{self, Header, Modality};
 use combiner_core::decode::{self as decoder, DecodeError, Samples};
 use combiner_core::kernels::Isa;
 use combiner_core::prior::Prior;
+use combiner_core::sampler::Generator;
 use combiner_core::search::{self, Block};
 use combiner_core::{FormatError as CoreFormatError, InputError, rng, sampler, shuffle};
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray};
@@ -97,6 +98,16 @@ fn input_err(e: InputError) -> PyErr {
     PyValueError::new_err(e.to_string())
 }
 
+/// The candidate generator of format `version` (1 to 3), or ValueError.
+fn generator_of(version: u8) -> PyResult<Generator> {
+    Generator::of_version(version).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "format version must be 1 to {}, got {version}",
+            container::VERSION
+        ))
+    })
+}
+
 /// Run `f` on a dedicated pool of `threads` workers, or on rayon's global pool.
 fn on_threads<T: Send>(threads: Option<usize>, f: impl FnOnce() -> T + Send) -> PyResult<T> {
     match threads {
@@ -133,7 +144,7 @@ fn split<'a>(v: &'a [f32], sizes: &[u64], name: &str) -> PyResult<Vec<&'a [f32]>
 }
 
 #[pyfunction]
-#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, *, seed, block_id, kappa, early_stop=true, threads=None))]
+#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, *, seed, block_id, kappa, early_stop=true, threads=None, version=container::VERSION))]
 #[allow(clippy::too_many_arguments)]
 fn encode_block<'py>(
     py: Python<'py>,
@@ -146,7 +157,9 @@ fn encode_block<'py>(
     kappa: u32,
     early_stop: bool,
     threads: Option<usize>,
+    version: u8,
 ) -> PyResult<(u32, Bound<'py, PyArray1<f32>>, u64)> {
+    let generator = generator_of(version)?;
     let block = Block {
         mu_q: mu_q.as_slice()?,
         sigma_q: sigma_q.as_slice()?,
@@ -156,7 +169,7 @@ fn encode_block<'py>(
     let enc = py
         .detach(|| {
             on_threads(threads, || {
-                search::encode_block(&block, seed, block_id, kappa, early_stop)
+                search::encode_block(&block, seed, block_id, kappa, early_stop, generator)
             })
         })?
         .map_err(input_err)?;
@@ -164,7 +177,7 @@ fn encode_block<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, sizes, block_ids, *, seed, kappa, early_stop=true, threads=None))]
+#[pyo3(signature = (mu_q, sigma_q, mu_p, sigma_p, sizes, block_ids, *, seed, kappa, early_stop=true, threads=None, version=container::VERSION))]
 #[allow(clippy::too_many_arguments)]
 fn encode_blocks<'py>(
     py: Python<'py>,
@@ -178,7 +191,9 @@ fn encode_blocks<'py>(
     kappa: u32,
     early_stop: bool,
     threads: Option<usize>,
+    version: u8,
 ) -> PyResult<SearchResult<'py>> {
+    let generator = generator_of(version)?;
     let sizes = sizes.as_slice()?;
     let (a, b, c, d) = (
         split(mu_q.as_slice()?, sizes, "mu_q")?,
@@ -198,7 +213,7 @@ fn encode_blocks<'py>(
     let encoded = py
         .detach(|| {
             on_threads(threads, || {
-                search::encode_blocks(&blocks, ids, seed, kappa, early_stop)
+                search::encode_blocks(&blocks, ids, seed, kappa, early_stop, generator)
             })
         })?
         .map_err(input_err)?;
@@ -213,7 +228,8 @@ fn encode_blocks<'py>(
 }
 
 #[pyfunction]
-#[pyo3(signature = (mu_p, sigma_p, *, seed, block_id, index, kappa))]
+#[pyo3(signature = (mu_p, sigma_p, *, seed, block_id, index, kappa, version=container::VERSION))]
+#[allow(clippy::too_many_arguments)]
 fn decode_block<'py>(
     py: Python<'py>,
     mu_p: PyReadonlyArray1<'py, f32>,
@@ -222,16 +238,18 @@ fn decode_block<'py>(
     block_id: u64,
     index: u64,
     kappa: u32,
+    version: u8,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let generator = generator_of(version)?;
     let (m, s) = (mu_p.as_slice()?, sigma_p.as_slice()?);
     let out = py
-        .detach(|| search::decode_block(m, s, seed, block_id, index, kappa))
+        .detach(|| search::decode_block(m, s, seed, block_id, index, kappa, generator))
         .map_err(input_err)?;
     Ok(PyArray1::from_vec(py, out))
 }
 
 #[pyfunction]
-#[pyo3(signature = (mu_p, sigma_p, sizes, block_ids, indices, *, seed, kappa))]
+#[pyo3(signature = (mu_p, sigma_p, sizes, block_ids, indices, *, seed, kappa, version=container::VERSION))]
 #[allow(clippy::too_many_arguments)]
 fn decode_blocks<'py>(
     py: Python<'py>,
@@ -242,7 +260,9 @@ fn decode_blocks<'py>(
     indices: PyReadonlyArray1<'py, u32>,
     seed: u64,
     kappa: u32,
+    version: u8,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let generator = generator_of(version)?;
     let sizes = sizes.as_slice()?;
     let (m, s) = (
         split(mu_p.as_slice()?, sizes, "mu_p")?,
@@ -250,31 +270,44 @@ fn decode_blocks<'py>(
     );
     let (ids, idx) = (block_ids.as_slice()?, indices.as_slice()?);
     let out = py
-        .detach(|| search::decode_blocks(&m, &s, ids, idx, seed, kappa))
+        .detach(|| search::decode_blocks(&m, &s, ids, idx, seed, kappa, generator))
         .map_err(input_err)?;
     Ok(PyArray1::from_vec(py, out))
 }
 
-/// Standard normals (binary64) of candidate `index` of a block: for golden vectors.
+/// Standard normals of candidate `index` of a block, for golden vectors: binary64 under the
+/// ChaCha20 generator (versions 1 and 2), binary32 under the Philox generator (version 3).
 #[pyfunction]
-#[pyo3(signature = (*, seed, block_id, dim, index))]
+#[pyo3(signature = (*, seed, block_id, dim, index, version=container::VERSION))]
 fn candidate_normals<'py>(
     py: Python<'py>,
     seed: u64,
     block_id: u64,
     dim: usize,
     index: u64,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    version: u8,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
     if dim == 0 || dim > search::MAX_BLOCK_DIM {
         return Err(PyValueError::new_err(format!(
             "dim must be in 1..={}",
             search::MAX_BLOCK_DIM
         )));
     }
-    Ok(PyArray1::from_vec(
-        py,
-        sampler::candidate_normals(seed, block_id, dim, index),
-    ))
+    let array = match generator_of(version)? {
+        Generator::ChaCha20 => {
+            PyArray1::from_vec(py, sampler::candidate_normals(seed, block_id, dim, index))
+                .into_any()
+        }
+        Generator::Philox => {
+            let index = u32::try_from(index)
+                .ok()
+                .filter(|&i| i >> search::MAX_KAPPA == 0)
+                .ok_or_else(|| PyValueError::new_err("a version-3 index is below 2^20"))?;
+            PyArray1::from_vec(py, sampler::candidate_normals32(seed, block_id, dim, index))
+                .into_any()
+        }
+    };
+    Ok(array.cast_into::<PyUntypedArray>()?)
 }
 
 /// The encoder's ordered Gumbel sequence of a block (first `n` values).
@@ -342,7 +375,7 @@ fn modality_from(name: &str) -> PyResult<Modality> {
 }
 
 #[pyfunction]
-#[pyo3(signature = (*, modality, kappa, height, width, channels, sample_rate, seed, prior_hash, prior_id, indices, spread_blocks=false))]
+#[pyo3(signature = (*, modality, kappa, height, width, channels, sample_rate, seed, prior_hash, prior_id, indices, spread_blocks=false, version=container::VERSION))]
 #[allow(clippy::too_many_arguments)]
 fn pack<'py>(
     py: Python<'py>,
@@ -357,6 +390,7 @@ fn pack<'py>(
     prior_id: String,
     indices: PyReadonlyArray1<'py, u32>,
     spread_blocks: bool,
+    version: u8,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let prior_hash: [u8; container::PRIOR_HASH_LEN] = prior_hash
         .try_into()
@@ -372,6 +406,7 @@ fn pack<'py>(
         prior_hash,
         prior_id,
         spread_blocks,
+        version,
     };
     let data = container::pack(&header, indices.as_slice()?).map_err(format_err)?;
     Ok(PyBytes::new(py, &data))
@@ -442,6 +477,7 @@ fn header_dict(py: Python<'_>, h: Header) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("prior_hash", PyBytes::new(py, &h.prior_hash))?;
     d.set_item("prior_id", h.prior_id)?;
     d.set_item("spread_blocks", h.spread_blocks)?;
+    d.set_item("version", h.version)?;
     Ok(d)
 }
 
