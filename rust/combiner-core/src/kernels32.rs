@@ -152,10 +152,13 @@ impl Workspace {
     fn prepare(&mut self, batch: &Batch) {
         let n = batch.len();
         self.z.resize(n, [0.0; LANES]);
-        // Every lane may be a tail; one spare vector for the last compaction's store.
+        // Every lane may be a tail; one spare vector for the last compaction's store. The lists
+        // only grow: their entries beyond the tails of a batch are never read.
         let room = (n + 1) * LANES + TAIL_VECTORS * LANES;
-        self.tail_words.resize(room, 0);
-        self.tail_at.resize(room, 0);
+        if self.tail_words.len() < room {
+            self.tail_words.resize(room, 0);
+            self.tail_at.resize(room, 0);
+        }
     }
 }
 
