@@ -87,6 +87,21 @@ def test_encoding_is_deterministic_on_cpu(image_prior):
     assert a == b
 
 
+@pytest.mark.parametrize("fitting", [dict(noise="folded", pooled_noise=True),
+                                     dict(noise="weights", weight_samples=2, lr_schedule="cosine"),
+                                     dict(compile=True)])
+def test_every_fitting_mode_codes_deterministically(image_prior, fitting):
+    """The fitting options change how the posterior is fitted, never the bitstream's meaning:
+    the decoder rebuilds the encoder's weights, and the same call gives the same bytes."""
+    if fitting.get("compile") and not codec.compile_pays(torch.device("cpu"), 10**9, 1):
+        pytest.skip("no C++ compiler for TorchInductor")
+    img = np.random.default_rng(7).integers(0, 256, (16, 32, 3), dtype=np.uint8)
+    res = combiner.api.encode_detailed(img, prior=image_prior, **FAST, **fitting)
+    assert decoder.decode_weights(res.data, image_prior)[1].tobytes() == res.weights.tobytes()
+    assert combiner.encode(img, prior=image_prior, **FAST, **fitting) == res.data
+    assert 0.0 <= res.search_seconds <= res.code_seconds
+
+
 def smooth_image(rng: np.random.Generator) -> np.ndarray:
     """A random colour gradient, 16 x 16, on [0, 1]."""
     y, x = np.mgrid[0:16, 0:16] / 15.0

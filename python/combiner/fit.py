@@ -101,7 +101,8 @@ def beta_elbo(
 
 _COMPILED: Any = None
 # Point-steps (points per step x steps) above which compiling pays on a CPU: compiling takes
-# 10-25 s, and saves about 1.5 microseconds per point-step on one core (benches/profile_fit.py).
+# 10-25 s, and saves about 0.8 microseconds per point-step on one core with the photo settings
+# (benches/profile_fit.py).
 COMPILE_MIN_POINT_STEPS = 20_000_000
 
 
@@ -116,9 +117,9 @@ def compile_pays(device: torch.device, points_per_step: int, steps: int) -> bool
 def compiled_elbo() -> Any:
     """`beta_elbo` through `torch.compile` (TorchInductor), made once per process.
 
-    On a CPU Inductor fuses the elementwise work of a step (sine, its derivative, the squared
-    error, the KL) into a few vectorised loops around the BLAS matmuls: about 2x fewer seconds
-    per step for the "weights" noise (benches/profile_fit.py). The first step of a new shape
+    On a CPU Inductor fuses the elementwise work of a step (sine, its derivative, the noise, the
+    squared error, the KL) into a few vectorised loops around the BLAS matmuls: 1.3-1.5x fewer
+    seconds per step (benches/profile_fit.py). The first step of a new shape
     compiles (seconds to tens of seconds; Inductor caches the code on disk for later processes).
     Same values as `beta_elbo` up to float rounding.
     """

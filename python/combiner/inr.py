@@ -59,11 +59,12 @@ __all__ = [
 
 # How a fitting step draws the network (see `BayesianINR.forward_features`):
 # "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
-#          Welling 2015); "weights": one weight sample per patch and step, the plain
-#          reparameterisation trick, a deterministic network per draw.
+#          Welling 2015);
 # "folded": local reparameterisation on the effective weights L Theta R, each with its own
 #          variance, ignoring the correlations that the mixing matrices create between them:
-#          half the matmuls of "local" (no per-point L and R products).
+#          half the matmuls of "local" (no per-point L and R products);
+# "weights": one weight sample per patch and step, the plain reparameterisation trick, a
+#          deterministic network per draw.
 Noise = Literal["local", "folded", "weights"]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
@@ -198,8 +199,8 @@ def noise_pool(largest: int, generator: torch.Generator | None = None,
     """Standard normals, float32 [max(4 * largest, 2^20)], from which `pool_window` takes the
     noise of a fitting step.
 
-    Why: drawing fresh normals for every activation of every step was about a third of a step
-    on a CPU (benches/profile_fit.py). A window at a uniformly random offset is still a vector of
+    Why: with fresh normals for every activation of every step, an eager step of a Kodak image
+    took 1.4 times as long on a CPU (benches/profile_fit.py). A window at a uniformly random offset is still a vector of
     independent standard normals, so each step's gradient estimate stays unbiased; steps reuse
     pool entries at shifted positions, on other (randomly chosen) points, which leaves them
     practically uncorrelated.
@@ -224,15 +225,7 @@ def effective_layers(config: INRConfig, weights: Tensor, mix: Tensor | None,
     without mixing. With ``scale_hidden`` the hidden layers are multiplied by ``w0``, so that
     ``sin(x @ W + b)`` is the layer: one elementwise pass fewer per layer (fitting only; the
     decoder's summation order is specified separately in docs/format.md section 7)."""
-    thetas = _augmented(config, weights)
-    mixes: list[Mix | None] = list(_mixes(config, mix)) if mix is not None else [None] * len(thetas)
-    out = []
-    for l, (theta, m) in enumerate(zip(thetas, mixes)):
-        eff = theta if m is None else torch.matmul(torch.matmul(m[0], theta), m[1])
-        if scale_hidden and l < len(thetas) - 1:
-            eff = eff * config.w0
-        out.append((eff[:, :-1, :], eff[:, -1:, :]))
-    return out
+    return _folded(config, weights, mix, scale_hidden, squared=False)
 
 
 def effective_variances(config: INRConfig, variances: Tensor, mix: Tensor | None,
@@ -241,13 +234,24 @@ def effective_variances(config: INRConfig, variances: Tensor, mix: Tensor | None
     coded parameters have independent variances [P, D]: ``(L o L) Var(Theta) (R o R)`` (o: the
     elementwise product), the variance of each entry of ``L Theta R``; their covariances are
     left out. ``scale_hidden``: times ``w0^2`` for hidden layers, matching `effective_layers`."""
-    thetas = _augmented(config, variances)
+    return _folded(config, variances, mix, scale_hidden, squared=True)
+
+
+def _folded(config: INRConfig, flat: Tensor, mix: Tensor | None, scale_hidden: bool,
+            squared: bool) -> list[tuple[Tensor, Tensor]]:
+    """``L Theta R`` per layer (with ``squared``: ``(L o L) Theta (R o R)``), split into weight
+    rows and bias row; hidden layers times ``w0`` (``w0^2``) with ``scale_hidden``."""
+    thetas = _augmented(config, flat)
     mixes: list[Mix | None] = list(_mixes(config, mix)) if mix is not None else [None] * len(thetas)
+    scale = config.w0 * config.w0 if squared else config.w0
     out = []
     for l, (theta, m) in enumerate(zip(thetas, mixes)):
-        eff = theta if m is None else torch.matmul(torch.matmul(m[0] * m[0], theta), m[1] * m[1])
+        eff = theta
+        if m is not None:
+            L, R = (m[0] * m[0], m[1] * m[1]) if squared else m
+            eff = torch.matmul(torch.matmul(L, theta), R)
         if scale_hidden and l < len(thetas) - 1:
-            eff = eff * (config.w0 * config.w0)
+            eff = eff * scale
         out.append((eff[:, :-1, :], eff[:, -1:, :]))
     return out
 
