@@ -191,9 +191,9 @@ def main() -> None:
             tables[name] = ops_table(step, max(3, a.steps // 4))
     print("\nself CPU ms per step by kind of op (torch.profiler, eager):")
     groups = sorted({g for t in tables.values() for g in t}, key=lambda g: -tables["local"].get(g, 0.0))
-    print(f"{'op':<30}" + "".join(f"{n:>10}" for n in tables))
+    print(f"{'op':<30}" + "".join(f"{n:>14}" for n in tables))
     for g in groups:
-        print(f"{g:<30}" + "".join(f"{t.get(g, 0.0):10.1f}" for t in tables.values()))
+        print(f"{g:<30}" + "".join(f"{t.get(g, 0.0):14.1f}" for t in tables.values()))
     seconds, rate = search_round(prior, a.threads)
     print(f"\nsearch, one round ({PATCHES} blocks of {prior.config.num_params // prior.num_blocks} weights, "
           f"2^{prior.kappa} candidates): {seconds:.2f} s, {rate / 1e6:.0f} M candidate normals/s; "
