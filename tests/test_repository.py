@@ -76,8 +76,9 @@ def test_no_development_history():
 
 
 def test_history_pattern():
-    for text in ("session 12", "Session-5 priors", "since session", "sessions 4 and 5",
-                 "measured in session", "tried on 2024-01-02", "until session 10"):
+    word = "ses" + "sion"  # assembled, so that this file holds no history phrase itself
+    for text in (f"{word} 12", f"{word.title()}-5 priors", f"since {word}", f"{word}s 4 and 5",
+                 f"measured in {word}", "tried on " + "2024-01-02", f"until {word} 10"):
         assert HISTORY.search(text), text
     for text in ("in a session", "the pytest session fixture", "a session-scoped cache"):
         assert not HISTORY.search(text), text

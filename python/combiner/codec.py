@@ -142,9 +142,10 @@ def encode_signals(signals: list[Signal], prior: Prior,
                      lr_schedule=opts.lr_schedule, beta=beta, control_every=opts.control_every,
                      seed=opts.seed, progress=opts.progress, **common)
         t1 = time.perf_counter()
-        version = search_version(block_search(opts.search, device), opts.spread_blocks)
+        search = block_search(opts.search, device)
+        version = search_version(search, opts.spread_blocks)
         final, indices, search_seconds = _code_progressively(
-            model, prior, coords, targets, block_index, beta_t, layouts, opts, common, n_threads, version)
+            model, prior, coords, targets, block_index, beta_t, layouts, opts, common, n_threads, search, version)
     t2 = time.perf_counter()
 
     results, start = [], 0
@@ -176,7 +177,8 @@ def _fit_assignment(prior: Prior, layouts: list[blocks.BlockLayout], spread: boo
 
 
 def _code_progressively(model, prior, coords, targets, block_index, beta, layouts, opts,
-                        common, n_threads: int, version: int) -> tuple[np.ndarray, list[np.ndarray], float]:
+                        common, n_threads: int, search: Callable[..., rec.BatchResult],
+                        version: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
     rest; repeat for every round (see `combiner.blocks`).
 
@@ -190,7 +192,6 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     final = np.zeros(P * D, dtype=np.float32)
     indices = [np.zeros(layout.num_blocks, dtype=np.uint32) for layout in layouts]
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
-    search = block_search(opts.search, device)
     num_rounds = len(layouts[0].rounds)
     search_seconds = 0.0
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):

@@ -118,7 +118,7 @@ def compiled_elbo() -> Any:
     """`beta_elbo` through `torch.compile` (TorchInductor), made once per process.
 
     On a CPU Inductor fuses the elementwise work of a step (sine, its derivative, the noise, the
-    squared error, the KL) into a few vectorised loops around the BLAS matmuls: 1.3-1.5x fewer
+    squared error, the KL) into a few vectorised loops around the BLAS matmuls: 1.3-1.6x fewer
     seconds per step (benches/profile_fit.py). The first step of a new shape
     compiles (seconds to tens of seconds; Inductor caches the code on disk for later processes).
     Same values as `beta_elbo` up to float rounding.
