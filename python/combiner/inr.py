@@ -201,9 +201,9 @@ def noise_pool(largest: int, generator: torch.Generator | None = None,
 
     Why: with fresh normals for every activation of every step, an eager step of a Kodak image
     took 12 % longer on one CPU thread (327 against 291 ms; benches/profile_fit.py). A window
-    at a uniformly random offset is still a vector of independent standard normals, so each step's gradient estimate stays unbiased; steps reuse
-    pool entries at shifted positions, on other (randomly chosen) points, which leaves them
-    practically uncorrelated.
+    at a uniformly random offset is still a vector of independent standard normals, so each
+    step's gradient estimate stays unbiased; steps reuse pool entries at shifted positions, on
+    other (randomly chosen) points, which leaves them practically uncorrelated.
     """
     size = max(4 * largest, 1 << 20)
     return torch.randn(size, generator=generator, dtype=torch.float32, device=device)
