@@ -110,6 +110,24 @@ def smooth_image(rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
+@pytest.mark.parametrize("refine_noise", [None, "local", "weights"])
+def test_refinement_steps_draw_the_refine_noise(image_prior, monkeypatch, refine_noise):
+    """The fitting steps use `noise`, the refinement steps between coded rounds `refine_noise`
+    (or `noise` when it is None), from one pool large enough for both."""
+    seen = []
+    original = codec.fit
+    def recording_fit(*args, **kwargs):
+        seen.append((kwargs["beta_control"] if "beta_control" in kwargs else True, kwargs["noise"]))
+        return original(*args, **kwargs)
+    monkeypatch.setattr(codec, "fit", recording_fit)
+    img = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    res = combiner.api.encode_detailed(img, prior=image_prior, **{**FAST, "refine_steps": 2},
+                                       noise="folded", refine_noise=refine_noise, pooled_noise=True)
+    assert seen[0] == (True, "folded")
+    assert len(seen) > 1 and set(seen[1:]) == {(False, refine_noise or "folded")}
+    assert decoder.decode_weights(res.data, image_prior)[1].tobytes() == res.weights.tobytes()
+
+
 def test_a_learned_prior_codes_new_signals_well():
     # Learn a prior from 12 gradients (a few seconds), then code an unseen gradient: the coded
     # sample must be far better than a flat grey guess (measured: about 28 dB vs 18 dB).

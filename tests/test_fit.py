@@ -149,6 +149,19 @@ def test_weight_noise_and_pooled_noise_fit_too():
         assert torch.all(after < 0.2 * before), (kwargs, before, after)
 
 
+def test_a_pool_for_several_noise_modes_fits_the_largest():
+    model, _, _, _ = setup()
+    P, D = model.mu.shape
+    width = max(o for _, o in TINY.layer_shapes)
+    many_points = -(-(1 << 19) // (P * width))  # sizes above the pool's 2^20 floor
+    many_samples = -(-(1 << 19) // (P * D))
+    local = make_pool(model, many_points, "local").numel()
+    weights = make_pool(model, 8, "weights", weight_samples=many_samples).numel()
+    assert make_pool(model, many_points, ("local", "weights")).numel() == local
+    assert make_pool(model, 8, ("local", "weights"), weight_samples=many_samples).numel() == weights
+    assert make_pool(model, many_points, ("folded", "local")).numel() == local
+
+
 def test_compiled_elbo_matches_eager():
     """The compiled step computes the same loss and gradients as the eager one (float rounding)."""
     if not compile_pays(torch.device("cpu"), 10**9, 1):

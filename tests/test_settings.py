@@ -25,7 +25,7 @@ torch.set_num_threads(1)
 
 CUSTOM = EncoderSettings(fit_steps=7, refine_steps=0, lr=0.01, pixel_fraction=0.5, spread_blocks=True,
                          beta=2e-6, target_bits=12.5, control_every=3, init_std_ratio=0.25,
-                         noise="weights", weight_samples=2, pooled_noise=True)
+                         noise="weights", refine_noise="local", weight_samples=2, pooled_noise=True)
 
 
 def _hashes(data: bytes) -> set[bytes]:
@@ -59,7 +59,7 @@ def test_settings_round_trip_through_the_file_and_stay_out_of_the_hash(tmp_path)
     '{"pixel_fraction":0}', '{"pixel_fraction":1.5}', '{"init_std_ratio":0}',
     '{"beta":0}', '{"target_bits":-1}', '{"target_bits":100}',
     '{"spread_blocks":1}', '{"spread_blocks":"true"}', '{"noise":"flipout"}', '{"noise":1}',
-    '{"weight_samples":0}', '{"pooled_noise":"yes"}', '{"compile":true}',
+    '{"weight_samples":0}', '{"pooled_noise":"yes"}', '{"compile":true}', '{"refine_noise":"exact"}',
     '{"seed":3}', '{"device":"cpu"}', '{"progress":false}', '{"steps":3}',
 ])
 def test_invalid_settings_are_refused_but_decoders_ignore_them(text):
@@ -82,7 +82,8 @@ def test_partial_settings_take_the_defaults_for_the_rest():
 def test_options_are_checked_when_built():
     for bad in (dict(fit_steps=-1), dict(lr=0.0), dict(spread_blocks=1), dict(pixel_fraction=2.0),
                 dict(search="tpu"), dict(seed=-1), dict(progress="yes"), dict(device=0),
-                dict(noise="flipout"), dict(weight_samples=0), dict(pooled_noise=1), dict(compile="auto")):
+                dict(noise="flipout"), dict(weight_samples=0), dict(pooled_noise=1), dict(compile="auto"),
+                dict(refine_noise="exact"), dict(refine_noise=0)):
         with pytest.raises(ValueError):
             EncodeOptions(**bad)
     assert EncodeOptions(fit_steps=np.int64(5), lr=1).lr == 1.0  # integers where numbers are due

@@ -133,7 +133,8 @@ def encode_signals(signals: list[Signal], prior: Prior,
     common["compile"] = (compile_pays(device, points_per_step, total_steps) if opts.compile is None
                          else opts.compile)
     if opts.pooled_noise:  # one pool for the whole encode; windows at seeded random offsets
-        common["pool"] = make_pool(model, math.ceil(targets.shape[1] * opts.pixel_fraction), opts.noise,
+        common["pool"] = make_pool(model, math.ceil(targets.shape[1] * opts.pixel_fraction),
+                                   (opts.noise, opts.refine_noise or opts.noise),
                                    opts.weight_samples, seed=(opts.seed + 0x5EED) % 2**64)
 
     t0 = time.perf_counter()
@@ -180,7 +181,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
                         common, n_threads: int, search: Callable[..., rec.BatchResult],
                         version: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
-    rest; repeat for every round (see `combiner.blocks`).
+    rest (noise ``opts.refine_noise``); repeat for every round (see `combiner.blocks`).
 
     Returns the final weights [P, D] (every entry a transmitted sample), each signal's indices
     in block-id order and the seconds spent in the searches.
@@ -192,6 +193,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     final = np.zeros(P * D, dtype=np.float32)
     indices = [np.zeros(layout.num_blocks, dtype=np.uint32) for layout in layouts]
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
+    refine = {**common, "noise": opts.refine_noise or opts.noise}
     num_rounds = len(layouts[0].rounds)
     search_seconds = 0.0
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):
@@ -219,7 +221,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
         if opts.refine_steps > 0 and r + 1 < num_rounds:
             fit(model, coords, targets, prior, block_index, steps=opts.refine_steps,
                 lr=opts.lr * 0.5, beta=beta, beta_control=False, lr_decay_at=1.0,
-                seed=opts.seed + 1 + r, optimizer=optimizer, **common)
+                seed=opts.seed + 1 + r, optimizer=optimizer, **refine)
     return final.reshape(P, D), indices, search_seconds
 
 

@@ -129,13 +129,16 @@ def compiled_elbo() -> Any:
     return _COMPILED
 
 
-def make_pool(model: BayesianINR, points_per_patch: int, noise: Noise = "local", weight_samples: int = 1,
-              seed: int = 0) -> Tensor:
+def make_pool(model: BayesianINR, points_per_patch: int, noise: Noise | tuple[Noise, ...] = "local",
+              weight_samples: int = 1, seed: int = 0) -> Tensor:
     """A noise pool (`combiner.inr.noise_pool`) large enough for `fit` on ``points_per_patch``
-    points of each of the model's patches, on the model's device; drawn from ``seed``."""
+    points of each of the model's patches with each of the ``noise`` modes (one or a tuple),
+    on the model's device; drawn from ``seed``."""
     P, D = model.mu.shape
     width = max(o for _, o in model.config.layer_shapes)
-    largest = P * weight_samples * D if noise == "weights" else P * points_per_patch * width
+    modes = (noise,) if isinstance(noise, str) else noise
+    largest = max(P * weight_samples * D if mode == "weights" else P * points_per_patch * width
+                  for mode in modes)
     generator = torch.Generator(device=model.mu.device).manual_seed(seed)
     return noise_pool(largest, generator, model.mu.device)
 

@@ -47,6 +47,10 @@ class EncoderSettings:
     # "local": local reparameterisation (fresh noise per activation); "weights": one weight
     # sample per patch and step, about a third of the step's cost (benches/profile_fit.py).
     noise: Noise = "local"
+    # The noise of the refinement steps between coded rounds; None: the same as `noise`.
+    # "local" there keeps the exact draws where the last weights are settled, at about 1.4x the
+    # step time of "folded" (results/experiments/README.md, "The encoder's speed").
+    refine_noise: Noise | None = None
     weight_samples: int = 1  # with noise="weights": weight draws per patch and step
     # Each step's normals as windows of one pool drawn once (combiner.inr.noise_pool).
     pooled_noise: bool = False
@@ -69,6 +73,8 @@ class EncoderSettings:
             raise ValueError(f"lr_schedule must be one of {get_args(LrSchedule)}, not {self.lr_schedule!r}")
         if self.noise not in get_args(Noise):
             raise ValueError(f"noise must be one of {get_args(Noise)}, not {self.noise!r}")
+        if self.refine_noise is not None and self.refine_noise not in get_args(Noise):
+            raise ValueError(f"refine_noise must be one of {get_args(Noise)} or None, not {self.refine_noise!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe's fields (only those of `EncoderSettings`), for the prior file."""
