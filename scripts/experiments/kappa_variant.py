@@ -38,7 +38,10 @@ def redrawn(prior, kappa: int):
     else:
         raise SystemExit(f"no budget gives exactly {target} blocks")
     kind = dataclasses.replace(prior.kind, name="")  # an experiment, not a shipped prior
-    return dataclasses.replace(prior, kappa=kappa, block_index=index, kind=kind)
+    encoder = prior.encoder
+    if encoder is not None and encoder.target_bits is not None:  # the same margin below kappa
+        encoder = dataclasses.replace(encoder, target_bits=encoder.target_bits - prior.kappa + kappa)
+    return dataclasses.replace(prior, kappa=kappa, block_index=index, kind=kind, encoder=encoder)
 
 
 def main() -> None:
