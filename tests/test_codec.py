@@ -117,7 +117,7 @@ def test_refinement_steps_draw_the_refine_noise(image_prior, monkeypatch, refine
     seen = []
     original = codec.fit
     def recording_fit(*args, **kwargs):
-        seen.append((kwargs["beta_control"] if "beta_control" in kwargs else True, kwargs["noise"]))
+        seen.append((kwargs.get("beta_control", True), kwargs["noise"]))
         return original(*args, **kwargs)
     monkeypatch.setattr(codec, "fit", recording_fit)
     img = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)

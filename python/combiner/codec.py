@@ -134,7 +134,7 @@ def encode_signals(signals: list[Signal], prior: Prior,
                          else opts.compile)
     if opts.pooled_noise:  # one pool for the whole encode; windows at seeded random offsets
         common["pool"] = make_pool(model, math.ceil(targets.shape[1] * opts.pixel_fraction),
-                                   (opts.noise, opts.refine_noise or opts.noise),
+                                   (opts.noise, opts.refinement_noise),
                                    opts.weight_samples, seed=(opts.seed + 0x5EED) % 2**64)
 
     t0 = time.perf_counter()
@@ -181,7 +181,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
                         common, n_threads: int, search: Callable[..., rec.BatchResult],
                         version: int) -> tuple[np.ndarray, list[np.ndarray], float]:
     """Code the blocks of one round of every signal in one search call, fix them, fine-tune the
-    rest (noise ``opts.refine_noise``); repeat for every round (see `combiner.blocks`).
+    rest (noise ``opts.refinement_noise``); repeat for every round (see `combiner.blocks`).
 
     Returns the final weights [P, D] (every entry a transmitted sample), each signal's indices
     in block-id order and the seconds spent in the searches.
@@ -193,7 +193,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     final = np.zeros(P * D, dtype=np.float32)
     indices = [np.zeros(layout.num_blocks, dtype=np.uint32) for layout in layouts]
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
-    refine = {**common, "noise": opts.refine_noise or opts.noise}
+    refine = {**common, "noise": opts.refinement_noise}
     num_rounds = len(layouts[0].rounds)
     search_seconds = 0.0
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):

@@ -76,6 +76,11 @@ class EncoderSettings:
         if self.refine_noise is not None and self.refine_noise not in get_args(Noise):
             raise ValueError(f"refine_noise must be one of {get_args(Noise)} or None, not {self.refine_noise!r}")
 
+    @property
+    def refinement_noise(self) -> Noise:
+        """The noise the refinement steps draw: `refine_noise`, or `noise` when that is None."""
+        return self.refine_noise or self.noise
+
     def to_dict(self) -> dict[str, Any]:
         """The recipe's fields (only those of `EncoderSettings`), for the prior file."""
         return {f.name: getattr(self, f.name) for f in fields(EncoderSettings)}

@@ -23,14 +23,12 @@ import crop_experiment  # noqa: E402
 from combiner import codec  # noqa: E402
 from combiner import fit as fitting  # noqa: E402
 
-MAIN_FIT_MIN_STEPS = 1000  # tells the main fit from the refinement fits (10 steps each)
-
 
 def split_fit(weights_fraction: float, refine_share: float):
     plain = fitting.fit
 
     def fit(model, coords, targets, prior, block_index, *, steps, lr, beta, **kw):
-        if steps < MAIN_FIT_MIN_STEPS:  # a refinement between two rounds
+        if kw.get("beta_control") is False:  # a refinement between two rounds (codec passes it)
             if refine_share < 1.0:
                 kw = {**kw, "pixel_fraction": kw["pixel_fraction"] * refine_share, "pool": None}
             return plain(model, coords, targets, prior, block_index, steps=steps, lr=lr, beta=beta, **kw)
