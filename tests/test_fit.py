@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from combiner.fit import (
+    _PointSubsets,
     beta_elbo,
     block_kl,
     compile_pays,
@@ -124,6 +125,31 @@ def test_fit_honours_validity_weights():
         prior = (torch.zeros(TINY.num_params), torch.full((TINY.num_params,), 0.05))
         fit(model, patch_coords((16, 16)), t, prior, torch.zeros(TINY.num_params, dtype=torch.long), steps=30,
             lr=1e-3, beta=1e-7, beta_control=False, weights=w)
+        res.append(model.mu.detach().clone())
+    assert torch.equal(res[0], res[1])
+
+
+def test_point_subsets_match_indexing_along_the_points():
+    g = torch.Generator().manual_seed(0)
+    targets, weights = torch.rand(5, 40, 3, generator=g), torch.rand(5, 40, generator=g)
+    idx = torch.randperm(40, generator=g)[:13]
+    t, w = _PointSubsets(targets, weights).take(idx)
+    assert torch.equal(t, targets[:, idx]) and t.is_contiguous()
+    assert w is not None and torch.equal(w, weights[:, idx])
+    assert _PointSubsets(targets, None).take(idx)[1] is None
+
+
+def test_fit_on_point_subsets_honours_validity_weights():
+    img = smooth_image(10, 13)
+    vals, w = (torch.from_numpy(a) for a in to_patches(img, (16, 16)))
+    garbage = vals.clone()
+    garbage[w == 0] = 7.0
+    res = []
+    for t in (vals, garbage):
+        model = BayesianINR(TINY, 1, rho_init=-6.0, generator=torch.Generator().manual_seed(0))
+        prior = (torch.zeros(TINY.num_params), torch.full((TINY.num_params,), 0.05))
+        fit(model, patch_coords((16, 16)), t, prior, torch.zeros(TINY.num_params, dtype=torch.long), steps=30,
+            lr=1e-3, beta=1e-7, beta_control=False, weights=w, pixel_fraction=0.5)
         res.append(model.mu.detach().clone())
     assert torch.equal(res[0], res[1])
 

@@ -143,6 +143,24 @@ def make_pool(model: BayesianINR, points_per_patch: int, noise: Noise | tuple[No
     return noise_pool(largest, generator, model.mu.device)
 
 
+class _PointSubsets:
+    """Each step's subset of points of the targets [P, N, C] and weights [P, N], taken from
+    point-major copies ([N, P, ...]): one contiguous ``index_select`` of whole rows, where
+    advanced indexing along dim 1 is about 10x slower on a CPU (3 ms of a 70 ms Kodak step on
+    two threads)."""
+
+    def __init__(self, targets: Tensor, weights: Tensor | None) -> None:
+        self._targets = targets.transpose(0, 1).contiguous()
+        self._weights = None if weights is None else weights.transpose(0, 1).contiguous()
+
+    def take(self, idx: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(targets[:, idx], weights[:, idx]), contiguous."""
+        t = self._targets.index_select(0, idx).transpose(0, 1).contiguous()
+        if self._weights is None:
+            return t, None
+        return t, self._weights.index_select(0, idx).transpose(0, 1).contiguous()
+
+
 def _expand_beta(beta: float | Tensor, P: int, J: int, device: torch.device) -> Tensor:
     b = torch.as_tensor(beta, dtype=torch.float32, device=device)
     if b.ndim == 0:
@@ -256,6 +274,7 @@ def fit(
     decay_step = int(lr_decay_at * steps)
     start_step = int(control_start * steps)
 
+    subsets = _PointSubsets(targets, weights) if n_sub < N else None
     elbo = compiled_elbo() if compile else beta_elbo
     model.train()
     bar = tqdm(range(steps), disable=not progress, desc="fit", leave=False)
@@ -266,10 +285,9 @@ def fit(
         elif step == decay_step and step > 0:
             for g in optimizer.param_groups:
                 g["lr"] = lr * 0.5
-        if n_sub < N:
+        if subsets is not None:
             idx = torch.randperm(N, generator=generator, device=device)[:n_sub]
-            f, t = feats[..., idx, :], targets[:, idx]
-            w = weights[:, idx] if weights is not None else None
+            f, (t, w) = feats[..., idx, :], subsets.take(idx)
         else:
             f, t, w = feats, targets, weights
         optimizer.zero_grad(set_to_none=True)
