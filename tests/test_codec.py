@@ -110,7 +110,7 @@ def smooth_image(rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 1).astype(np.float32)
 
 
-@pytest.mark.parametrize("refine_noise", [None, "local", "weights"])
+@pytest.mark.parametrize("refine_noise", [None, "local", "marginal", "weights"])
 def test_refinement_steps_draw_the_refine_noise(image_prior, monkeypatch, refine_noise):
     """The fitting steps use `noise`, the refinement steps between coded rounds `refine_noise`
     (or `noise` when it is None), from one pool large enough for both."""

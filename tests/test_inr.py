@@ -245,3 +245,28 @@ def test_folded_noise_is_local_noise_without_mixing_and_exact_in_the_mean_with_i
     zero = [torch.zeros_like(e) for e in eps]
     torch.testing.assert_close(m.forward_features(feats, zero, "folded").detach(),
                                m.forward_mean(x).detach(), atol=1e-4, rtol=1e-4)
+
+
+def test_marginal_noise_has_the_exact_marginals_of_local_noise():
+    """noise="marginal" is "local" without mixing matrices; with them, the output of a network
+    whose hidden layers are (nearly) deterministic has, unit by unit, the mean and variance of
+    the exact local draws, over many normals; only the units' correlations differ."""
+    x = torch.rand(7, 2) * 2 - 1
+    feats = fourier_features(x, torch.from_numpy(TINY.frequencies()).to(torch.float32))
+    m = BayesianINR(TINY, 3, rho_init=-4.0, generator=gen(6))
+    eps = m.draw_noise(7, gen(7), "marginal")
+    torch.testing.assert_close(m.forward_features(feats, eps, "marginal").detach(),
+                               m.forward_features(feats, eps, "local").detach())
+    mix = identity_mix(TINY) + 0.3 * torch.randn(TINY.mix_size, generator=gen(8))
+    m = BayesianINR(TINY, 1, rho_init=-30.0, generator=gen(6), mix=mix)
+    with torch.no_grad():  # noise in the last layer's parameters only
+        w0 = TINY.layer_offsets()[-1][0]
+        m.rho[:, w0:] = -1.0
+    n = 20000
+    wide = feats[3:4].expand(n, -1)  # one point, n independent draws
+    out = {mode: m.forward_features(wide, m.draw_noise(n, gen(9), mode), mode).detach()[0]
+           for mode in ("local", "marginal")}
+    torch.testing.assert_close(out["marginal"].mean(0), out["local"].mean(0), atol=0.05, rtol=0.0)
+    torch.testing.assert_close(out["marginal"].var(0), out["local"].var(0), atol=0.0, rtol=0.05)
+    assert (out["local"].var(0) > 0.01).all()
+    assert not torch.allclose(torch.corrcoef(out["marginal"].T), torch.corrcoef(out["local"].T), atol=0.05)

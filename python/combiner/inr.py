@@ -60,12 +60,15 @@ __all__ = [
 # How a fitting step draws the network (see `BayesianINR.forward_features`):
 # "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
 #          Welling 2015);
+# "marginal": with mixing matrices, each pre-activation from its exact marginal given the layer
+#          input, independently across units: the correlations R creates between the units of a
+#          point are left out, which saves the per-point R products of "local";
 # "folded": local reparameterisation on the effective weights L Theta R, each with its own
 #          variance, ignoring the correlations that the mixing matrices create between them:
 #          half the matmuls of "local" (no per-point L and R products);
 # "weights": one weight sample per patch and step, the plain reparameterisation trick, a
 #          deterministic network per draw.
-Noise = Literal["local", "folded", "weights"]
+Noise = Literal["local", "marginal", "folded", "weights"]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
@@ -380,7 +383,7 @@ class BayesianINR(torch.nn.Module):
     def draw_noise(self, num_points: int, generator: torch.Generator | None = None, noise: Noise = "local",
                    samples: int = 1, pool: Tensor | None = None) -> list[Tensor]:
         """The standard normals of one stochastic forward pass on ``num_points`` points, float32:
-        ``"local"`` and ``"folded"``: one [P, num_points, out_l] tensor per layer, drawn layer by
+        ``"local"``, ``"marginal"`` and ``"folded"``: one [P, num_points, out_l] tensor per layer, drawn layer by
         layer; ``"weights"``: one [P, samples, D] tensor (``samples`` weight draws per patch).
         Drawn apart from the arithmetic so that the forward pass is a pure function of its inputs
         (which `torch.compile` can fuse).
@@ -395,8 +398,8 @@ class BayesianINR(torch.nn.Module):
             return torch.randn(shape, generator=generator, device=self.mu.device, dtype=self.mu.dtype)
         if noise == "weights":
             return [normals(P, samples, D)]
-        if noise not in ("local", "folded"):
-            raise ValueError(f"noise must be 'local', 'folded' or 'weights', not {noise!r}")
+        if noise not in ("local", "marginal", "folded"):
+            raise ValueError(f"noise must be 'local', 'marginal', 'folded' or 'weights', not {noise!r}")
         return [normals(P, num_points, o) for _, o in self.config.layer_shapes]
 
     def forward_features(self, x: Tensor, eps: list[Tensor], noise: Noise = "local") -> Tensor:
@@ -411,6 +414,10 @@ class BayesianINR(torch.nn.Module):
         with the variance of each (`effective_variances`), as if they were independent: exact
         without mixing matrices, an approximation with them (the mixing matrices are close to
         the identity), at half the matmuls of "local".
+        ``noise="marginal"``: with mixing matrices, each unit of a layer's output from its exact
+        marginal given the layer input, independently of the point's other units
+        (`_forward_marginal`): between "local" (also exact jointly) and "folded" (also
+        approximates the marginals); the same as "local" without mixing matrices.
         ``noise="weights"``: S weight samples per patch (eps [P, S, D]), sample s used on the
         s-th of S equal consecutive groups of the points (N must be a multiple of S), then the
         deterministic network: one matmul per layer and one normal per weight and sample;
@@ -429,6 +436,8 @@ class BayesianINR(torch.nn.Module):
         if noise == "folded":
             return self._forward_folded(x, mean, sigma, eps)
         if self.mix is not None:
+            if noise == "marginal":
+                return self._forward_marginal(x, mean, sigma, eps)
             return self._forward_mixed(x, mean, sigma, eps)
         mean_layers = unflatten(self.config, mean)
         var_layers = unflatten(self.config, sigma * sigma)
@@ -471,6 +480,26 @@ class BayesianINR(torch.nn.Module):
             m = torch.matmul(u, Tm)
             v = torch.matmul(u * u, Tv)
             x = torch.matmul(m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l], R)
+            if l < last:
+                x = torch.sin(self.config.w0 * x)
+        return x
+
+    def _forward_marginal(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:
+        """`forward_features` with noise "marginal" and mixing matrices: unit j of a layer's
+        output ([x, 1] L) Theta R is Gaussian given the input u = [x, 1] L, with mean
+        u (Theta_mean R)_j and variance (u o u) (Var(Theta) (R o R))_j, since the columns of Theta
+        are independent; each unit is drawn from that marginal alone. R is folded into each
+        patch's parameters once per step, so no point is multiplied by R."""
+        assert self.mix is not None
+        mixes = _mixes(self.config, self.mix)
+        mean_layers = _augmented(self.config, mean)
+        var_layers = _augmented(self.config, sigma * sigma)
+        last = len(mean_layers) - 1
+        for l, (Tm, Tv, (L, R)) in enumerate(zip(mean_layers, var_layers, mixes)):
+            u = _mixed_input(x, L)
+            m = torch.matmul(u, torch.matmul(Tm, R))
+            v = torch.matmul(u * u, torch.matmul(Tv, R * R))
+            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l]
             if l < last:
                 x = torch.sin(self.config.w0 * x)
         return x

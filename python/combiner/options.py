@@ -19,7 +19,7 @@ __all__ = ["EncodeOptions", "EncoderSettings", "Search"]
 # GPU when fitting on CUDA and CuPy is installed.
 Search = Literal["auto", "cpu", "gpu"]
 # How a fitting step draws the network: combiner.inr.Noise.
-Noise = Literal["local", "folded", "weights"]
+Noise = Literal["local", "marginal", "folded", "weights"]
 LrSchedule = Literal["step", "cosine"]  # combiner.fit.LrSchedule
 
 MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
@@ -44,12 +44,14 @@ class EncoderSettings:
     pixel_fraction: float = 1.0  # the share of points each fitting step uses
     # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
     spread_blocks: bool = False
-    # "local": local reparameterisation (fresh noise per activation); "weights": one weight
-    # sample per patch and step, about a third of the step's cost (benches/profile_fit.py).
+    # "local": local reparameterisation (fresh noise per activation); "marginal" and "folded":
+    # cheaper approximations of it with mixing matrices; "weights": one weight sample per patch
+    # and step, about a third of the step's cost (combiner.inr.Noise, benches/profile_fit.py).
     noise: Noise = "local"
     # The noise of the refinement steps between coded rounds; None: the same as `noise`.
-    # "local" there keeps the exact draws where the last weights are settled, at about 1.4x the
-    # step time of "folded" (results/experiments/README.md, "The encoder's speed").
+    # "local" there keeps the exact draws where the last weights are settled, at about 1.5x the
+    # step time of "folded" and 1.2x that of "marginal" (results/experiments/README.md, "The
+    # encoder's speed").
     refine_noise: Noise | None = None
     weight_samples: int = 1  # with noise="weights": weight draws per patch and step
     # Each step's normals as windows of one pool drawn once (combiner.inr.noise_pool).
