@@ -146,7 +146,7 @@ def make_pool(model: BayesianINR, points_per_patch: int, noise: Noise | tuple[No
 class _PointSubsets:
     """Each step's subset of points of the targets [P, N, C] and weights [P, N], taken from
     point-major copies ([N, P, ...]): one contiguous ``index_select`` of whole rows, where
-    advanced indexing along dim 1 is about 10x slower on a CPU (3 ms of a 70 ms Kodak step on
+    advanced indexing along dim 1 is about 10x slower on a CPU (about 4 ms of a 73 ms Kodak step on
     two threads)."""
 
     def __init__(self, targets: Tensor, weights: Tensor | None) -> None:
