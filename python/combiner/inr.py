@@ -416,7 +416,7 @@ class BayesianINR(torch.nn.Module):
         the identity), at half the matmuls of "local".
         ``noise="marginal"``: with mixing matrices, each unit of a layer's output from its exact
         marginal given the layer input, independently of the point's other units
-        (`_forward_marginal`): between "local" (also exact jointly) and "folded" (also
+        (`_forward_mixed`): between "local" (also exact jointly) and "folded" (also
         approximates the marginals); the same as "local" without mixing matrices.
         ``noise="weights"``: S weight samples per patch (eps [P, S, D]), sample s used on the
         s-th of S equal consecutive groups of the points (N must be a multiple of S), then the
@@ -436,9 +436,7 @@ class BayesianINR(torch.nn.Module):
         if noise == "folded":
             return self._forward_folded(x, mean, sigma, eps)
         if self.mix is not None:
-            if noise == "marginal":
-                return self._forward_marginal(x, mean, sigma, eps)
-            return self._forward_mixed(x, mean, sigma, eps)
+            return self._forward_mixed(x, mean, sigma, eps, marginal=noise == "marginal")
         mean_layers = unflatten(self.config, mean)
         var_layers = unflatten(self.config, sigma * sigma)
         last = len(mean_layers) - 1
@@ -466,10 +464,15 @@ class BayesianINR(torch.nn.Module):
                 x = torch.sin(x)
         return x
 
-    def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:
-        """`forward_features` with mixing matrices: L and R are deterministic, so drawing
-        ([x, 1] L) Theta by local reparameterisation and then multiplying by R keeps every draw
-        exact."""
+    def _forward_mixed(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor],
+                       marginal: bool = False) -> Tensor:
+        """`forward_features` with mixing matrices. L and R are deterministic, so drawing
+        u Theta (u = [x, 1] L) by local reparameterisation and then multiplying by R keeps every
+        draw exact. With ``marginal`` (noise "marginal"): unit j of the output u Theta R is
+        Gaussian given u, with mean u (Theta_mean R)_j and variance (u o u) (Var(Theta) (R o R))_j,
+        as the columns of u Theta are independent; each unit is drawn from that marginal alone,
+        with R folded into each patch's parameters once per step instead of multiplying every
+        point."""
         assert self.mix is not None
         mixes = _mixes(self.config, self.mix)
         mean_layers = _augmented(self.config, mean)
@@ -477,29 +480,11 @@ class BayesianINR(torch.nn.Module):
         last = len(mean_layers) - 1
         for l, (Tm, Tv, (L, R)) in enumerate(zip(mean_layers, var_layers, mixes)):
             u = _mixed_input(x, L)
-            m = torch.matmul(u, Tm)
-            v = torch.matmul(u * u, Tv)
-            x = torch.matmul(m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l], R)
-            if l < last:
-                x = torch.sin(self.config.w0 * x)
-        return x
-
-    def _forward_marginal(self, x: Tensor, mean: Tensor, sigma: Tensor, eps: list[Tensor]) -> Tensor:
-        """`forward_features` with noise "marginal" and mixing matrices: unit j of a layer's
-        output ([x, 1] L) Theta R is Gaussian given the input u = [x, 1] L, with mean
-        u (Theta_mean R)_j and variance (u o u) (Var(Theta) (R o R))_j, since the columns of Theta
-        are independent; each unit is drawn from that marginal alone. R is folded into each
-        patch's parameters once per step, so no point is multiplied by R."""
-        assert self.mix is not None
-        mixes = _mixes(self.config, self.mix)
-        mean_layers = _augmented(self.config, mean)
-        var_layers = _augmented(self.config, sigma * sigma)
-        last = len(mean_layers) - 1
-        for l, (Tm, Tv, (L, R)) in enumerate(zip(mean_layers, var_layers, mixes)):
-            u = _mixed_input(x, L)
-            m = torch.matmul(u, torch.matmul(Tm, R))
-            v = torch.matmul(u * u, torch.matmul(Tv, R * R))
-            x = m + torch.sqrt(v.clamp_min(_TINY_VAR)) * eps[l]
+            if marginal:
+                Tm, Tv = torch.matmul(Tm, R), torch.matmul(Tv, R * R)
+            x = torch.matmul(u, Tm) + torch.sqrt(torch.matmul(u * u, Tv).clamp_min(_TINY_VAR)) * eps[l]
+            if not marginal:
+                x = torch.matmul(x, R)
             if l < last:
                 x = torch.sin(self.config.w0 * x)
         return x
