@@ -18,21 +18,19 @@ from __future__ import annotations
 
 import math
 import shutil
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
 from .inr import BayesianINR, Noise, fourier_features, noise_pool
+from .options import LrSchedule
 
 __all__ = ["compile_pays", "compiled_elbo", "make_pool", "pick_device",
            "as_prior_tensors", "block_kl", "weighted_mse", "beta_elbo", "fit", "evaluate"]
 
 LN2 = math.log(2.0)
-
-# How the learning rate of a fit changes over its steps (see `fit`).
-LrSchedule = Literal["step", "cosine"]
 
 
 def pick_device(preferred: str | torch.device | None = None) -> torch.device:

@@ -31,12 +31,12 @@ identities (the plain network), computed without the extra products.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import torch
 from torch import Tensor
 
 from combiner.config import INRConfig
+from combiner.options import Noise  # how a fitting step draws the network
 
 __all__ = [
     "INRConfig",
@@ -57,18 +57,6 @@ __all__ = [
     "Noise",
 ]
 
-# How a fitting step draws the network (see `BayesianINR.forward_features`):
-# "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
-#          Welling 2015);
-# "marginal": with mixing matrices, each pre-activation from its exact marginal given the layer
-#          input, independently across units: the correlations R creates between the units of a
-#          point are left out, which saves the per-point R products of "local";
-# "folded": local reparameterisation on the effective weights L Theta R, each with its own
-#          variance, ignoring the correlations that the mixing matrices create between them:
-#          half the matmuls of "local" (no per-point L and R products);
-# "weights": one weight sample per patch and step, the plain reparameterisation trick, a
-#          deterministic network per draw.
-Noise = Literal["local", "marginal", "folded", "weights"]
 
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it

@@ -18,9 +18,20 @@ __all__ = ["EncodeOptions", "EncoderSettings", "Search"]
 # Where the A* search runs: "cpu" (Rust), "gpu" (the CUDA kernel, same indices), or "auto": the
 # GPU when fitting on CUDA and CuPy is installed.
 Search = Literal["auto", "cpu", "gpu"]
-# How a fitting step draws the network: combiner.inr.Noise.
+# How a fitting step draws the network (`combiner.inr.BayesianINR.forward_features`):
+# "local": local reparameterisation, fresh noise per (patch, point, unit) (Kingma, Salimans and
+#          Welling 2015);
+# "marginal": with mixing matrices, each pre-activation from its exact marginal given the layer
+#          input, independently across units: the correlations R creates between the units of a
+#          point are left out, which saves the per-point R products of "local";
+# "folded": local reparameterisation on the effective weights L Theta R, each with its own
+#          variance, ignoring the correlations that the mixing matrices create between them:
+#          half the matmuls of "local" (no per-point L and R products);
+# "weights": one weight sample per patch and step, the plain reparameterisation trick, a
+#          deterministic network per draw.
 Noise = Literal["local", "marginal", "folded", "weights"]
-LrSchedule = Literal["step", "cosine"]  # combiner.fit.LrSchedule
+# How the fitting learning rate changes over a fit (`combiner.fit.fit`).
+LrSchedule = Literal["step", "cosine"]
 
 MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
 MAX_TARGET_BITS = 64.0  # a block index has at most 64 bits (kappa)
@@ -46,7 +57,7 @@ class EncoderSettings:
     spread_blocks: bool = False
     # "local": local reparameterisation (fresh noise per activation); "marginal" and "folded":
     # cheaper approximations of it with mixing matrices; "weights": one weight sample per patch
-    # and step, about a third of the step's cost (combiner.inr.Noise, benches/profile_fit.py).
+    # and step, about a third of the step's cost (`Noise` above, benches/profile_fit.py).
     noise: Noise = "local"
     # The noise of the refinement steps between coded rounds; None: the same as `noise`.
     # "local" there keeps the exact draws where the last weights are settled, at about 1.5x the
