@@ -57,7 +57,6 @@ __all__ = [
     "Noise",
 ]
 
-
 # Variance floor inside sqrt() of the local reparameterisation: keeps the gradient of sqrt finite
 # when every contributing sigma is exactly 0 (all parameters fixed). Applied with clamp_min so it
 # adds no noise whenever the true variance is larger than the floor.

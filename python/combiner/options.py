@@ -55,9 +55,8 @@ class EncoderSettings:
     pixel_fraction: float = 1.0  # the share of points each fitting step uses
     # Blocks that span patches (combiner.blocks.spread) instead of each patch's own blocks.
     spread_blocks: bool = False
-    # "local": local reparameterisation (fresh noise per activation); "marginal" and "folded":
-    # cheaper approximations of it with mixing matrices; "weights": one weight sample per patch
-    # and step, about a third of the step's cost (`Noise` above, benches/profile_fit.py).
+    # How the fitting steps draw the network (`Noise` above); their costs per step are in
+    # benches/profile_fit.py ("weights": about a third of "local").
     noise: Noise = "local"
     # The noise of the refinement steps between coded rounds; None: the same as `noise`.
     # "local" there keeps the exact draws where the last weights are settled, at about 1.5x the
