@@ -20,7 +20,9 @@ are, so bitstreams coded with them stay valid).
 beta), ``--config`` (a network preset of ``combiner.families.CONFIGS``), ``--patch`` and ``--bits``
 (bits per patch of each level) change the recipe for experiments (write those elsewhere than the
 shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``--per-file``
-sets the random crops per training file, and ``--checkpoint`` also saves the priors after every
+sets the random crops per training file, ``--folders`` the training folders (e.g.
+``train_photos train_photos_extra``), ``--flips`` mirrors image crops at random, ``--lr`` sets
+the training posteriors' learning rate, and ``--checkpoint`` also saves the priors after every
 round (``NAME.roundNNN.safetensors``, exactly what ``--iterations NNN`` gives), so that a run
 stopped by a deadline, e.g. on a lent GPU (``scripts/eval/device_train.sh``), still leaves priors.
 
@@ -53,7 +55,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def recipe(family: str) -> dict:
     """The arguments of ``learn_prior_from_folder`` that learn ``family`` (``combiner.families``),
-    plus ``folder``, ``bits_per_patch`` (one entry per level) and ``rate_targeted``."""
+    plus ``folders``, ``bits_per_patch`` (one entry per level) and ``rate_targeted``."""
     fam = FAMILIES[family]
     return dict(modality=fam.modality, patch=fam.patch, config=fam.config, **asdict(fam.training))
 
@@ -83,7 +85,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None,
           checkpoint: bool = False) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
-    per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted/batch_patches.
+    per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted/batch_patches/folders/
+    flips/lr.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -91,7 +94,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
     """
     budget = budget or {}
     settings = {**recipe(family), **budget}
-    folder = data / settings.pop("folder")
+    folders = [data / f for f in settings.pop("folders")]
     rates = list(settings.pop("bits_per_patch"))
     rate_targeted = settings.pop("rate_targeted")
     if levels is not None and not rate_targeted:
@@ -102,11 +105,11 @@ def train(family: str, out: Path, data: Path, device: str | None,
         settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
     t0 = time.perf_counter()
     if rate_targeted:
-        priors = [learn_prior_from_folder(folder, name=f"{family}-q{q}", device=device, progress=False,
+        priors = [learn_prior_from_folder(folders, name=f"{family}-q{q}", device=device, progress=False,
                                           bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
                   for q in (range(len(rates)) if levels is None else levels)]
     else:
-        priors = learn_prior_from_folder(folder, name=family, device=device, progress=False,
+        priors = learn_prior_from_folder(folders, name=family, device=device, progress=False,
                                          bits_per_patch=rates, **settings)
     seconds = time.perf_counter() - t0
     if not distributed.is_main():  # every rank learned the same priors: rank 0 writes them
@@ -152,6 +155,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=None, help="fitting steps per round (experiments)")
     ap.add_argument("--first-steps", type=int, default=None, help="steps of the first round")
     ap.add_argument("--per-file", type=int, default=None, help="random crops per training file (experiments)")
+    ap.add_argument("--folders", nargs="+", default=None,
+                    help="training folders under --data instead of the recipe's (experiments)")
+    ap.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
+                    help="mirror image crops at random or not (default: the recipe's)")
+    ap.add_argument("--lr", type=float, default=None, help="the training posteriors' learning rate (experiments)")
     ap.add_argument("--beta", type=float, default=None, help="starting beta (experiments)")
     ap.add_argument("--config", default=None, help="network preset of combiner.families.CONFIGS (experiments)")
     ap.add_argument("--patch", type=int, nargs="+", default=None, help="patch shape (experiments)")
@@ -181,7 +189,9 @@ def main() -> None:
                                     first_steps=args.first_steps, per_file=args.per_file, beta=args.beta,
                                     config=args.config, patch=tuple(args.patch) if args.patch else None,
                                     bits_per_patch=args.bits, batch_patches=args.batch_patches,
-                                    learn_mix=args.mix, rate_targeted=args.rate_targeted).items()
+                                    learn_mix=args.mix, rate_targeted=args.rate_targeted,
+                                    folders=tuple(args.folders) if args.folders else None,
+                                    flips=args.flips, lr=args.lr).items()
               if v is not None}
     done = False
     try:

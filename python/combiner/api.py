@@ -5,7 +5,7 @@ PyTorch is imported only when encoding or learning is asked for: decoding works 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,13 +151,16 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     ))
 
 
-def learn_prior_from_folder(folder: str | os.PathLike, *, modality: Modality, patch: tuple[int, ...],
-                            max_files: int | None = None, per_file: int = 4, seed: int = 0,
-                            **kwargs) -> Prior | list[Prior]:
-    """Learn a prior from random patches of the files in ``folder`` (a list of priors when
-    ``bits_per_patch`` is a list: see :func:`learn_prior`)."""
-    files = training.list_files(folder, modality)[:max_files]
-    patches = training.random_patches(files, patch, per_file, seed)
+def learn_prior_from_folder(folder: str | os.PathLike | Sequence[str | os.PathLike], *, modality: Modality,
+                            patch: tuple[int, ...], max_files: int | None = None, per_file: int = 4,
+                            seed: int = 0, flips: bool = False, **kwargs) -> Prior | list[Prior]:
+    """Learn a prior from random patches of the files in ``folder`` or in several folders (their
+    files in the order given, each folder's sorted by name; ``max_files``: the first N of them).
+    Returns a list of priors when ``bits_per_patch`` is a list: see :func:`learn_prior`.
+    ``per_file`` crops per file, mirrored at random with ``flips`` (``training.random_patches``)."""
+    folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
+    files = [f for one in folders for f in training.list_files(one, modality)][:max_files]
+    patches = training.random_patches(files, patch, per_file, seed, flips=flips)
     return learn_prior(patches, modality=modality, patch=patch, seed=seed, **kwargs)
 
 

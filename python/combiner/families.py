@@ -55,8 +55,8 @@ def network(preset: str, modality: Modality) -> INRConfig:
 class TrainingRecipe:
     """How a family's priors are learned: the arguments of ``api.learn_prior_from_folder``."""
 
-    folder: str  # the training files, under the data folder (``../shared/data``)
-    max_files: int | None  # the first files by name; None: all
+    folders: tuple[str, ...]  # the training files' folders, under the data folder (``../shared/data``)
+    max_files: int | None  # the first files (each folder's by name, the folders in order); None: all
     per_file: int  # random crops (patches) per training file
     iterations: int  # learning rounds
     steps: int  # fitting steps per training posterior in each round after the first
@@ -69,6 +69,7 @@ class TrainingRecipe:
     pixel_fraction: float = 0.25
     rate_targeted: bool = True  # one prior per level, learned at that level's rate
     learn_mix: bool = True  # learn the mixing matrices of the linear reparameterisation
+    flips: bool = False  # mirror each image crop left-right with probability 1/2
 
 
 @dataclass(frozen=True)
@@ -93,13 +94,13 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     # CIFAR-10 train images 0-999, each one whole 32 x 32 image (about 10 minutes per level on
     # one CPU core).
     Family("thumbnail", "image", "small", (32, 32),
-           TrainingRecipe(folder="cifar10/train", max_files=1000, per_file=1, iterations=10,
+           TrainingRecipe(folders=("cifar10/train",), max_files=1000, per_file=1, iterations=10,
                           steps=50, first_steps=150, bits_per_patch=(600.0, 1000.0, 1800.0, 2800.0)),
            EncoderSettings(fit_steps=1500, refine_steps=10, lr=1e-3)),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's
     # patch size; twice the steps of the other families (about 20 minutes per level).
     Family("photo", "image", "small64", (64, 64),
-           TrainingRecipe(folder="train_photos", max_files=None, per_file=10, iterations=10,
+           TrainingRecipe(folders=("train_photos",), max_files=None, per_file=10, iterations=10,
                           steps=100, first_steps=300,
                           bits_per_patch=tuple(4096 * b for b in (0.15, 0.3, 0.6, 1.0))),
            # Fitting: local reparameterisation on the effective weights from a noise pool, at
@@ -115,7 +116,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     # train-clean-100 clips (1,600 chunks); 16 rounds from a starting beta suited to waveforms
     # (at 1e-5 the posteriors carry under 100 bits per chunk); about 19 minutes per level.
     Family("speech", "audio", "audio800", (800,),
-           TrainingRecipe(folder="audio/librispeech_train-clean-100", max_files=None, per_file=40,
+           TrainingRecipe(folders=("audio/librispeech_train-clean-100",), max_files=None, per_file=40,
                           iterations=16, steps=50, first_steps=150, beta=3e-7,
                           bits_per_patch=tuple(50 * k for k in (6.0, 12.0, 24.0, 48.0))),
            EncoderSettings(fit_steps=1200, refine_steps=10, lr=1e-3, spread_blocks=True),
