@@ -237,6 +237,12 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     targeted = Prior.load(prior_path)
     assert targeted.kind.bits_per_patch == 40.0 and targeted.kind.train_bits_per_patch is not None
     assert targeted.kind.beta != 1e-5 and 4 <= targeted.num_blocks <= 6
+    # Several folders, crops mirrored at random: learns from both folders' files.
+    more = tmp_path / "more"
+    more.mkdir()
+    Image.fromarray((smooth_image(rng) * 255).astype(np.uint8)).save(more / "m.png")
+    assert cli.main(["-q", "learn-prior", str(folder), str(more), *args[3:], "--flips"]) == 0
+    assert Prior.load(prior_path).content_hash() != prior.content_hash()
 
 
 def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):

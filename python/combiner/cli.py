@@ -127,7 +127,7 @@ def _learn_prior(args: argparse.Namespace) -> None:
         args.quiet = True  # rank 0 reports and writes the prior
     prior = api.learn_prior_from_folder(
         args.data, modality=args.modality, patch=tuple(args.patch), config=args.config,
-        beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
+        beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops, flips=args.flips,
         iterations=args.iterations, steps=args.steps, first_steps=args.first_steps, lr=args.lr,
         seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
 
     lp = sub.add_parser("learn-prior", help="learn a prior from a folder of images or audio")
-    lp.add_argument("data", help="folder of training files")
+    lp.add_argument("data", nargs="+", help="folder(s) of training files")
     lp.add_argument("-o", "--output", required=True)
     lp.add_argument("--modality", choices=get_args(Modality), default="image")
     lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
@@ -285,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--kappa", type=int, default=16)
     lp.add_argument("--max-files", type=int, default=None)
     lp.add_argument("--crops", type=int, default=4, help="random crops per training file")
+    lp.add_argument("--flips", action="store_true", help="mirror each image crop left-right with probability 1/2")
     lp.add_argument("--iterations", type=int, default=10)
     lp.add_argument("--steps", type=int, default=100, help="fitting steps per iteration")
     lp.add_argument("--first-steps", type=int, default=300)
