@@ -1,0 +1,87 @@
+"""How much an image-level prior could save: fit a whole image's patch posteriors with a shipped
+photo prior and its encoder settings (the fitting only, no coding), then compare their KL to the
+prior with their KL to the image's own closed-form prior (the mean and spread of its patches'
+posteriors, the M-step of `combiner.prior_learning.update_prior` on one image), plus an estimate
+of what coding that image-level mean would cost.
+
+    python scripts/experiments/hierarchy_kl.py photo-q1 kodim03 [kodim20 ...] [--set fit_steps=600]
+
+One JSON line per image, in bits for the whole image: ``kl_prior`` (the posteriors' KL to the
+prior, what the encoder pays for), ``kl_image`` (to the image-level prior), ``image_mean_cost``
+(KL of N(m_img, s_img^2 / P) to the prior, i.e. sending the image-level mean to the precision
+that P patches determine it) and ``saving`` = 1 - (kl_image + image_mean_cost) / kl_prior. It is
+an estimate only: the posteriors were fitted against the prior, not against an image-level one
+(RECOMBINER's hierarchical prior, which learns and codes the upper levels, is what it estimates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+from crop_experiment import DATA_ROOT, parse_override
+
+from combiner import codec, quality, registry
+from combiner.inr import kl_per_param
+from combiner.media import read
+
+
+class _Fitted(Exception):
+    """Carries the model out of the encoder once the fitting is done."""
+
+
+def fitted_posteriors(path: Path, prior, overrides: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The patch posteriors (mu, sigma) [P, D] after the encoder's fitting of ``path``."""
+    signal = read(path)
+    _, opts = quality.resolve(signal, prior=prior, overrides={**overrides, "progress": False})
+    real_fit = codec.fit
+
+    def fit_then_stop(model, *args, **kwargs):
+        real_fit(model, *args, **kwargs)
+        raise _Fitted(model)
+
+    codec.fit = fit_then_stop
+    try:
+        codec.encode_signal(signal, prior, opts)
+    except _Fitted as done:
+        with torch.no_grad():
+            return tuple(t.detach().float() for t in done.args[0].posterior())  # type: ignore[return-value]
+    finally:
+        codec.fit = real_fit
+    raise RuntimeError("the encoder never called fit")
+
+
+def kl_bits(mu, sigma, mean, std) -> float:
+    return float(kl_per_param(mu, sigma, mean, std).sum()) / math.log(2.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("prior")
+    ap.add_argument("images", nargs="+", help="Kodak image names, e.g. kodim03")
+    ap.add_argument("--data", type=Path, default=DATA_ROOT / "kodak")
+    ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
+    a = ap.parse_args()
+    prior = registry.resolve(a.prior)
+    overrides = dict(parse_override(item) for item in a.set)
+    mean, std = torch.from_numpy(prior.mean), torch.from_numpy(prior.std)
+    for name in a.images:
+        mu, sigma = fitted_posteriors(a.data / f"{name}.png", prior, overrides)
+        sigma = sigma.clamp_min(1e-8)
+        P = mu.shape[0]
+        m_img = mu.mean(0)
+        s_img = torch.sqrt((sigma.square() + (mu - m_img).square()).mean(0)).clamp_min(1e-8)
+        kl_prior = kl_bits(mu, sigma, mean, std)
+        kl_image = kl_bits(mu, sigma, m_img, s_img)
+        cost = kl_bits(m_img, s_img / math.sqrt(P), mean, std)
+        print(json.dumps(dict(prior=a.prior, image=name, overrides=overrides, patches=P,
+                              kl_prior=round(kl_prior), kl_image=round(kl_image),
+                              image_mean_cost=round(cost),
+                              saving=round(1.0 - (kl_image + cost) / kl_prior, 4))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
