@@ -22,9 +22,10 @@ beta), ``--config`` (a network preset of ``combiner.families.CONFIGS``), ``--pat
 shipped folder; ``results/experiments/README.md`` gives the commands it ran). ``--per-file``
 sets the random crops per training file, ``--folders`` the training folders (e.g.
 ``train_photos train_photos_extra``), ``--flips`` mirrors image crops at random, ``--lr`` sets
-the training posteriors' learning rate, and ``--checkpoint`` also saves the priors after every
-round (``NAME.roundNNN.safetensors``, exactly what ``--iterations NNN`` gives), so that a run
-stopped by a deadline, e.g. on a lent GPU (``scripts/eval/device_train.sh``), still leaves priors.
+the training posteriors' learning rate, ``--seed`` the seed of the crops and of the learning,
+and ``--checkpoint`` also saves the priors after every round (``NAME.roundNNN.safetensors``,
+exactly what ``--iterations NNN`` gives), so that a run stopped by a deadline, e.g. on a lent GPU
+(``scripts/eval/device_train.sh``), still leaves priors.
 
 On several processes (``torchrun --nproc-per-node N training/train_priors.py thumbnail ...``, on
 one machine or several: ``docs/distributed.md``) the ranks share each level's training
@@ -86,7 +87,7 @@ def train(family: str, out: Path, data: Path, device: str | None,
           checkpoint: bool = False) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
     per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted/batch_patches/folders/
-    flips/lr.
+    flips/lr/seed.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
@@ -160,6 +161,7 @@ def main() -> None:
     ap.add_argument("--flips", action=argparse.BooleanOptionalAction, default=None,
                     help="mirror image crops at random or not (default: the recipe's)")
     ap.add_argument("--lr", type=float, default=None, help="the training posteriors' learning rate (experiments)")
+    ap.add_argument("--seed", type=int, default=None, help="the crops' and the learning's seed (experiments)")
     ap.add_argument("--beta", type=float, default=None, help="starting beta (experiments)")
     ap.add_argument("--config", default=None, help="network preset of combiner.families.CONFIGS (experiments)")
     ap.add_argument("--patch", type=int, nargs="+", default=None, help="patch shape (experiments)")
@@ -191,7 +193,7 @@ def main() -> None:
                                     bits_per_patch=args.bits, batch_patches=args.batch_patches,
                                     learn_mix=args.mix, rate_targeted=args.rate_targeted,
                                     folders=tuple(args.folders) if args.folders else None,
-                                    flips=args.flips, lr=args.lr).items()
+                                    flips=args.flips, lr=args.lr, seed=args.seed).items()
               if v is not None}
     done = False
     try:
