@@ -157,7 +157,9 @@ def learn_prior_from_folder(folder: str | os.PathLike | Sequence[str | os.PathLi
     """Learn a prior from random patches of the files in ``folder`` or in several folders (their
     files in the order given, each folder's sorted by name; ``max_files``: the first N of them).
     Returns a list of priors when ``bits_per_patch`` is a list: see :func:`learn_prior`.
-    ``per_file`` crops per file, mirrored at random with ``flips`` (``training.random_patches``)."""
+    ``per_file`` crops per file, mirrored at random with ``flips`` (``training.random_patches``).
+    Raises ``ValueError`` when a folder holds no file of ``modality`` or no file is as large as
+    ``patch``, ``FileNotFoundError`` when a folder does not exist."""
     folders = [folder] if isinstance(folder, (str, os.PathLike)) else list(folder)
     files = [f for one in folders for f in training.list_files(one, modality)][:max_files]
     patches = training.random_patches(files, patch, per_file, seed, flips=flips)
