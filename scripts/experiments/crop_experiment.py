@@ -54,14 +54,19 @@ def parse_override(item: str) -> tuple[str, int | float | str]:
     return key, value
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def image_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments of the Kodak experiments: PRIOR, image names, --data and --set overrides."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("prior")
     ap.add_argument("images", nargs="+", help="Kodak image names, e.g. kodim03")
     ap.add_argument("--data", type=Path, default=DATA_ROOT / "kodak")
     ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
                     help="override one of the shipped photo encoder settings (EncodeOptions field)")
-    a = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    a = image_parser(__doc__.split("\n\n")[0]).parse_args()
     torch.set_num_threads(1)
     prior = registry.resolve(a.prior)
     overrides = dict(parse_override(item) for item in a.set)

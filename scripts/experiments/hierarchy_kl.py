@@ -21,13 +21,11 @@ an estimate only: the posteriors were fitted against the prior, not against an i
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-from pathlib import Path
 
 import torch
-from crop_experiment import DATA_ROOT, parse_override
+from crop_experiment import image_parser, parse_override
 
 from combiner import codec, quality, registry
 from combiner.inr import kl_per_param
@@ -84,11 +82,7 @@ def group_level(mu, sigma, grid: tuple[int, int], g: int, m_img, s_img) -> tuple
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("prior")
-    ap.add_argument("images", nargs="+", help="Kodak image names, e.g. kodim03")
-    ap.add_argument("--data", type=Path, default=DATA_ROOT / "kodak")
-    ap.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE")
+    ap = image_parser(__doc__.split("\n\n")[0])
     ap.add_argument("--group", type=int, nargs="+", default=[], help="add a level of G x G neighbouring patches")
     a = ap.parse_args()
     prior = registry.resolve(a.prior)
