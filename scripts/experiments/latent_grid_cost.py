@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from combiner.config import INRConfig
-from combiner.fit import block_kl, compiled_elbo, make_pool, weighted_mse
+from combiner.fit import block_kl, make_pool, weighted_mse
 from combiner.inr import BayesianINR, fourier_features, kl_per_param
 from combiner.tiling import patch_coords
 
@@ -119,7 +119,6 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    compiled_elbo()  # the same Inductor settings as the encoder
     base = time_step(Step(1, 0, 0), a.steps)
     print(f"# latent_grid_cost.py --threads {a.threads} --steps {a.steps}; Kodak layout, {PATCHES} "
           f"patches, {FRACTION} of the points per step")
