@@ -3,6 +3,7 @@ one resolver that turns a prior or a quality level into the encoder's options.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,23 @@ def test_a_quality_level_and_its_prior_resolve_alike(tmp_path):
         quality.resolve(signal, quality=1, overrides=dict(fit_step=7))
     with pytest.raises(ValueError, match="fit_steps"):
         quality.resolve(signal, quality=1, overrides=dict(fit_steps=-1))
+
+
+def test_the_gpu_budget_scales_the_recipe_and_overrides_still_win(tmp_path):
+    signal = media.read(_crop(tmp_path))
+    _, cpu = quality.resolve(signal, quality=1)
+    assert quality.resolve(signal, quality=1, overrides=dict(budget="cpu"))[1] == cpu
+    _, gpu = quality.resolve(signal, quality=1, overrides=dict(budget="gpu"))
+    b = quality.BUDGETS["gpu"]
+    assert (gpu.fit_steps, gpu.refine_steps) == (cpu.fit_steps * b.fit_scale, cpu.refine_steps * b.refine_scale)
+    assert gpu.lr == pytest.approx(cpu.lr * b.lr_scale) and gpu.fit_steps >= 20_000
+    assert replace(gpu, fit_steps=cpu.fit_steps, refine_steps=cpu.refine_steps, lr=cpu.lr) == cpu
+    _, mine = quality.resolve(signal, quality=1, overrides=dict(budget="gpu", fit_steps=9))
+    assert (mine.fit_steps, mine.refine_steps) == (9, gpu.refine_steps)
+    with pytest.raises(ValueError, match="budget must be one of"):
+        quality.resolve(signal, quality=1, overrides=dict(budget="tpu"))
+    args = cli.build_parser().parse_args(["encode", "a.png", "b.cmb", "--budget", "gpu"])
+    assert args.budget == "gpu"
 
 
 def test_a_prior_without_stored_settings_takes_the_defaults(tmp_path):

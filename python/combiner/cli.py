@@ -21,6 +21,7 @@ from combiner.bitstream import unpack
 from combiner.errors import FormatError
 from combiner.families import CONFIGS, Modality
 from combiner.options import Search
+from combiner.quality import BUDGETS
 
 Blocks = Literal["patch", "spread"]
 
@@ -29,7 +30,8 @@ def _encode(args: argparse.Namespace) -> None:
     output = fileio.check_output(args.output, inputs=[args.input])  # before minutes of fitting
     data, report = api.encode_file(args.input, prior=args.prior, quality=args.quality, **_overrides(
         fit_steps=args.steps, refine_steps=args.refine_steps, spread_blocks=_spread(args.blocks),
-        seed=args.seed, device=args.device, threads=args.threads, progress=not args.quiet))
+        seed=args.seed, device=args.device, threads=args.threads, budget=args.budget,
+        progress=not args.quiet))
     fileio.write_bytes(output, data)
     if not args.quiet:
         print(report)
@@ -48,7 +50,7 @@ def _encode_folder(args: argparse.Namespace) -> None:
                                 resume=args.resume, on_item=report, **_overrides(
                                     fit_steps=args.steps, refine_steps=args.refine_steps,
                                     spread_blocks=_spread(args.blocks), seed=args.seed, device=args.device,
-                                    threads=args.threads, progress=False))
+                                    threads=args.threads, budget=args.budget, progress=False))
     if not args.quiet and distributed.is_main():
         total = sum(r["bytes"] for r in rows)
         print(f"encoded {len(rows)} file(s) to {args.output}: {total} bytes"
@@ -71,6 +73,12 @@ def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
                         help="which weights share a coded block: each patch's own (patch) or any "
                              "patch's, so that busy patches get more bits than flat ones (spread); "
                              "default: the setting stored in the prior")
+
+
+def _add_budget_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--budget", choices=sorted(BUDGETS), default=None,
+                        help="cpu: the prior's fitting steps (default); gpu: 20 times the fitting "
+                             "steps, three times the refinement, for a GPU (combiner.quality.BUDGETS)")
 
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
@@ -148,7 +156,8 @@ def _eval(args: argparse.Namespace) -> None:
     levels = [] if args.no_combiner else (args.prior or args.quality)
     baselines = None if args.baselines is None else [b for b in args.baselines.split(",") if b]
     overrides = _overrides(fit_steps=args.steps, refine_steps=args.refine_steps, device=args.device,
-                           search=args.search, spread_blocks=_spread(args.blocks), threads=args.threads)
+                           search=args.search, spread_blocks=_spread(args.blocks), threads=args.threads,
+                           budget=args.budget)
     if not distributed.is_main():
         args.quiet = True  # rank 0 reports
     reference = json.loads(Path(args.reference).read_text()) if args.reference else None
@@ -198,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--refine-steps", type=int, default=None,
                    help="fine-tuning steps after each coded round of blocks (default: the prior's)")
     e.add_argument("--seed", type=int, default=0)
+    _add_budget_option(e)
     _add_threads_option(e)
     e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     _add_blocks_option(e)
@@ -214,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     ef.add_argument("--steps", type=int, default=None, help="posterior fitting steps (default: the prior's)")
     ef.add_argument("--refine-steps", type=int, default=None, help="refinement steps (default: the prior's)")
     ef.add_argument("--seed", type=int, default=0)
+    _add_budget_option(ef)
     _add_threads_option(ef)
     ef.add_argument("--device", default=None,
                     help="cpu, cuda, cuda:1 ... (default: auto; under torchrun GPU LOCAL_RANK when there is one)")
@@ -256,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--limit", type=int, default=None, help="only the first N items (by name)")
     ev.add_argument("--seconds", type=float, default=None, help="cut audio clips to this length")
     ev.add_argument("--steps", type=int, default=None, help="override combiner fitting steps")
+    _add_budget_option(ev)
     _add_threads_option(ev)
     ev.add_argument("--refine-steps", type=int, default=None, help="override refinement steps")
     _add_blocks_option(ev)

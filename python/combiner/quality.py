@@ -6,15 +6,17 @@ for ``combiner.encode``, ``combiner encode``, ``combiner demo`` and ``combiner e
 - Otherwise a quality level (default ``DEFAULT_QUALITY``) picks the shipped prior of the signal's
   family (``combiner.families``: thumbnail, photo or speech), used with the settings stored in
   it, the settings its family was measured with.
+- A budget (``BUDGETS``) scales the recipe's steps: ``"cpu"`` (the default) keeps them,
+  ``"gpu"`` fits for tens of thousands of steps, the references' order, for a GPU.
 - Explicit overrides (fields of ``EncodeOptions``: ``fit_steps``, ``spread_blocks``, ``seed``,
-  ``progress`` ...) replace what the prior says.
+  ``progress`` ...) replace what the prior and the budget say.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from combiner import families, registry
@@ -22,11 +24,33 @@ from combiner.media import Signal
 from combiner.options import EncodeOptions, EncoderSettings
 from combiner.prior import Prior
 
-__all__ = ["DEFAULT_QUALITY", "PriorLike", "prior_name_for", "resolve", "settings_of"]
+__all__ = ["BUDGETS", "DEFAULT_QUALITY", "Budget", "PriorLike", "budget_settings",
+           "prior_name_for", "resolve", "settings_of"]
 
 DEFAULT_QUALITY = 1
 
 PriorLike = Prior | str | os.PathLike
+
+@dataclass(frozen=True)
+class Budget:
+    """How much longer than its recipe an encode fits: the recipe's fitting steps times
+    ``fit_scale``, its refinement steps (after each coded round) times ``refine_scale``, its
+    learning rate times ``lr_scale``."""
+
+    fit_scale: int
+    refine_scale: int
+    lr_scale: float
+
+
+# "cpu": the recipe as stored in the prior, sized for a 2-core CPU (a Kodak image in about 2-3
+# minutes). "gpu": 24,000 fitting steps for `photo` (1,200 x 20), the order of the references'
+# budget (COMBINER: 25,000 per Kodak image, reference notes section 2) and about 20 times the
+# CPU encode time, at half the learning rate, with three times the refinement; see
+# results/experiments/README.md, "A GPU budget for the encoder".
+BUDGETS: dict[str, Budget] = {
+    "cpu": Budget(fit_scale=1, refine_scale=1, lr_scale=1.0),
+    "gpu": Budget(fit_scale=20, refine_scale=3, lr_scale=0.5),
+}
 
 
 def prior_name_for(signal: Signal, quality: int) -> str:
@@ -50,14 +74,26 @@ def settings_of(prior: Prior) -> EncoderSettings:
     return prior.encoder if prior.encoder is not None else EncoderSettings()
 
 
+def budget_settings(settings: EncoderSettings, budget: str) -> EncoderSettings:
+    """``settings`` with the steps and learning rate of ``budget`` (a key of ``BUDGETS``;
+    ``ValueError`` for another)."""
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {sorted(BUDGETS)}, not {budget!r}")
+    b = BUDGETS[budget]
+    return replace(settings, fit_steps=settings.fit_steps * b.fit_scale,
+                   refine_steps=settings.refine_steps * b.refine_scale, lr=settings.lr * b.lr_scale)
+
+
 def resolve(signal: Signal, *, prior: PriorLike | None = None, quality: int | None = None,
             overrides: Mapping[str, Any] | None = None) -> tuple[Prior, EncodeOptions]:
     """The prior to encode ``signal`` with and the options to encode it with (see the module
     docstring). ``prior`` and ``quality`` exclude each other; ``overrides`` are fields of
-    `EncodeOptions` (``TypeError`` for an unknown name, ``ValueError`` for a bad value)."""
+    `EncodeOptions`, and ``budget``, a key of ``BUDGETS`` (default ``"cpu"``); ``TypeError`` for
+    an unknown name, ``ValueError`` for a bad value."""
     if prior is not None and quality is not None:
         raise ValueError("give either a prior or a quality level, not both")
     overrides = dict(overrides or {})
+    budget = overrides.pop("budget", "cpu")
     known = {f.name for f in fields(EncodeOptions)}
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -67,4 +103,4 @@ def resolve(signal: Signal, *, prior: PriorLike | None = None, quality: int | No
         chosen = registry.load_shipped(name)
     else:
         chosen = registry.resolve(prior)
-    return chosen, replace(settings_of(chosen).options(), **overrides)
+    return chosen, replace(budget_settings(settings_of(chosen), budget).options(), **overrides)
