@@ -59,7 +59,8 @@ def encode(x: object, *, prior: PriorLike | None = None, quality: int | None = N
     or speech) at ``quality`` (0 = lowest rate; default 1). Either way the encoder uses the
     settings stored in the prior (see :func:`combiner.quality.resolve`). ``options`` are fields of
     :class:`combiner.EncodeOptions` (``fit_steps``, ``seed``, ``device``, ``progress`` ...) and
-    override those settings."""
+    override those settings, or ``budget``: ``"cpu"`` (default, the stored settings) or ``"gpu"``
+    (20 times the fitting steps, see :data:`combiner.quality.BUDGETS`)."""
     return encode_detailed(x, prior=prior, quality=quality, sample_rate=sample_rate, **options).data
 
 
