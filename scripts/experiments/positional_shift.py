@@ -48,6 +48,7 @@ from torch import Tensor
 
 from combiner import registry
 from combiner.inr import BayesianINR, effective_layers, effective_variances, fourier_features, kl_per_param
+from combiner.prior_learning import update_prior
 from combiner.tiling import patch_coords
 
 PATCH = 64
@@ -103,10 +104,11 @@ class Variant:
     """Posteriors of B crops (16 patches each), with or without the latent grid."""
 
     def __init__(self, prior, crops: np.ndarray, channels: int, upsampler: Upsampler | None,
-                 latent_prior: tuple[Tensor, Tensor] | None, seed: int) -> None:
+                 latent_prior: tuple[Tensor, Tensor] | None, seed: int,
+                 weight_prior: tuple[Tensor, Tensor] | None = None) -> None:
         self.cfg = prior.config
-        self.mean = torch.from_numpy(prior.mean).float()
-        self.std = torch.from_numpy(prior.std).float()
+        self.mean, self.std = weight_prior or (torch.from_numpy(prior.mean).float(),
+                                               torch.from_numpy(prior.std).float())
         self.targets = crops_as_patches(crops)
         self.B = crops.shape[0]
         P = self.targets.shape[0]
@@ -180,11 +182,13 @@ class Variant:
 
 
 def fit(v: Variant, steps: int, budget_bits: float, extra_params: list[dict], lr: float, beta0: float,
-        fraction: float = 0.25, log_every: int = 0, warmup: float = 0.0) -> Tensor:
+        fraction: float = 0.25, log_every: int = 0, warmup: float = 0.0, m_step_every: int = 0) -> Tensor:
     """Adam on the beta-ELBO, each crop's beta steered so that its total KL meets ``budget_bits``
     (x 1.1 above 1 % over, / 1.1 below 1 % under, every 25 steps after the first 10 %).
     ``warmup``: the latents' KL weight rises linearly from 0 to 1 over this share of the steps
-    (learning only: it keeps the latents in use while the upsampler learns what to do with them)."""
+    (learning only: it keeps the latents in use while the upsampler learns what to do with them).
+    ``m_step_every``: from a quarter of the steps on, the weight prior becomes the closed-form
+    M-step of the current posteriors (`combiner.prior_learning.update_prior`) this often."""
     groups = [{"params": [v.model.mu, v.model.rho], "lr": lr}]
     if v.channels:
         groups.append({"params": v.latent_params(), "lr": 10 * lr})
@@ -204,6 +208,8 @@ def fit(v: Variant, steps: int, budget_bits: float, extra_params: list[dict], lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if m_step_every and step >= steps // 4 and step % m_step_every == 0:
+            v.mean, v.std = update_prior(*(t.detach() for t in v.model.posterior()))
         if step >= steps // 10 and step % 25 == 0:
             total = (kw + kz).detach()
             beta = torch.where(total > 1.01 * budget_bits, beta * 1.1,
@@ -253,53 +259,72 @@ def training_crops(count: int, seed: int) -> np.ndarray:
     return np.stack(out)
 
 
+def learn(prior, a, up: Upsampler | None, latent_prior, budget: float) -> tuple[Tensor, Tensor]:
+    """Learn the upsampler and latent prior (with a grid) and, with ``--learn-weight-prior``, the
+    weight prior, on ``--train`` crops; returns the weight prior (mean, std) [D] to test with."""
+    t = time.perf_counter()
+    train = Variant(prior, training_crops(a.train, seed=0), a.channels, up, latent_prior, seed=1)
+    extra = []
+    if a.channels:
+        extra = [{"params": list(up.parameters()), "lr": 1e-3}, {"params": list(latent_prior), "lr": 1e-2}]
+    fit(train, a.learn_steps, budget, extra, prior.encoder.lr, prior.kind.beta, log_every=100,
+        warmup=0.5, m_step_every=100 if a.learn_weight_prior else 0)
+    print(json.dumps(dict(learning_seconds=time.perf_counter() - t,
+                          latent_std=latent_prior[1].exp().tolist() if a.channels else None)), flush=True)
+    return train.mean, train.std
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("images", nargs="+", help="Kodak image names, e.g. kodim03")
     ap.add_argument("--prior", default="photo-q1")
     ap.add_argument("--channels", type=int, default=8, help="latent channels; 0: no latent grid")
     ap.add_argument("--hidden", type=int, default=32, help="upsampler channels")
+    ap.add_argument("--learn-weight-prior", action="store_true",
+                    help="also learn the weight prior (closed-form M-step every 100 steps) with the grid")
     ap.add_argument("--train", type=int, default=16, help="training crops")
     ap.add_argument("--learn-steps", type=int, default=2000)
     ap.add_argument("--fit-steps", type=int, default=2000)
-    ap.add_argument("--load", type=Path, help="a learned upsampler and latent prior (--save)")
-    ap.add_argument("--save", type=Path)
+    ap.add_argument("--load", type=Path, help="what --save wrote")
+    ap.add_argument("--save", type=Path, help="save the learned upsampler, latent prior and weight prior")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     prior = registry.resolve(a.prior)
     budget = prior.num_blocks * prior.kappa * (CROP // PATCH) ** 2  # bits per crop, as in the files
-    beta0 = prior.kind.beta
     up = latent_prior = None
     if a.channels:
         up = Upsampler(a.channels, a.hidden, prior.config.width)
         latent_prior = (torch.zeros(a.channels, requires_grad=True), torch.zeros(a.channels, requires_grad=True))
-        if a.load:
-            state = torch.load(a.load)
+    weight_prior = torch.from_numpy(prior.mean).float(), torch.from_numpy(prior.std).float()
+    if a.load:
+        state = torch.load(a.load)
+        weight_prior = state["weight_mean"], state["weight_std"]
+        if up is not None:
+            if state["upsampler"] is None:
+                raise SystemExit(f"{a.load} was learned without a latent grid")
             up.load_state_dict(state["upsampler"])
             latent_prior = (state["latent_mean"], state["latent_logstd"])
-        else:
-            t = time.perf_counter()
-            train = Variant(prior, training_crops(a.train, seed=0), a.channels, up, latent_prior, seed=1)
-            fit(train, a.learn_steps, budget, [{"params": list(up.parameters()), "lr": 1e-3},
-                                               {"params": list(latent_prior), "lr": 1e-2}],
-                prior.encoder.lr, beta0, log_every=100, warmup=0.5)
-            print(json.dumps(dict(learning_seconds=time.perf_counter() - t,
-                                  latent_std=latent_prior[1].exp().tolist())), flush=True)
-            if a.save:
-                torch.save(dict(upsampler=up.state_dict(), latent_mean=latent_prior[0].detach(),
-                                latent_logstd=latent_prior[1].detach()), a.save)
+    elif a.channels or a.learn_weight_prior:
+        weight_prior = learn(prior, a, up, latent_prior, budget)
+        if a.save:
+            torch.save(dict(upsampler=up.state_dict() if up else None,
+                            latent_mean=latent_prior[0].detach() if latent_prior else None,
+                            latent_logstd=latent_prior[1].detach() if latent_prior else None,
+                            weight_mean=weight_prior[0], weight_std=weight_prior[1]), a.save)
+    if up is not None and latent_prior is not None:
         up.requires_grad_(False)
         latent_prior = (latent_prior[0].detach(), latent_prior[1].detach())
     for name in a.images:
         t = time.perf_counter()
         crop = centre_crop(DATA_ROOT / "kodak" / f"{name}.png")[None]
-        v = Variant(prior, crop, a.channels, up, latent_prior, seed=2)
-        fit(v, a.fit_steps, budget, [], prior.encoder.lr, beta0)
+        v = Variant(prior, crop, a.channels, up, latent_prior, seed=2, weight_prior=weight_prior)
+        fit(v, a.fit_steps, budget, [], prior.encoder.lr, prior.kind.beta)
         row = measure(v)[0]
-        print(json.dumps(dict(image=name, channels=a.channels, hidden=a.hidden, budget_bits=budget,
-                              seconds=round(time.perf_counter() - t, 1), **row)), flush=True)
+        print(json.dumps(dict(image=name, channels=a.channels, hidden=a.hidden,
+                              weight_prior="learned here" if a.learn_weight_prior else a.prior,
+                              budget_bits=budget, seconds=round(time.perf_counter() - t, 1), **row)), flush=True)
 
 
 if __name__ == "__main__":
