@@ -31,6 +31,7 @@ DEFAULT_QUALITY = 1
 
 PriorLike = Prior | str | os.PathLike
 
+
 @dataclass(frozen=True)
 class Budget:
     """How much longer than its recipe an encode fits: the recipe's fitting steps times
