@@ -263,7 +263,7 @@ def learn(prior, a, up: Upsampler | None, latent_prior, budget: float) -> tuple[
     """Learn the upsampler and latent prior (with a grid) and, with ``--learn-weight-prior``, the
     weight prior, on ``--train`` crops; returns the weight prior (mean, std) [D] to test with."""
     t = time.perf_counter()
-    train = Variant(prior, training_crops(a.train, seed=0), a.channels, up, latent_prior, seed=1)
+    train = Variant(prior, training_crops(a.train, seed=a.seed), a.channels, up, latent_prior, seed=a.seed + 1)
     extra = []
     if a.channels:
         extra = [{"params": list(up.parameters()), "lr": 1e-3}, {"params": list(latent_prior), "lr": 1e-2}]
@@ -283,6 +283,7 @@ def main() -> None:
     ap.add_argument("--learn-weight-prior", action="store_true",
                     help="also learn the weight prior (closed-form M-step every 100 steps) with the grid")
     ap.add_argument("--train", type=int, default=16, help="training crops")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the training crops and of the learning's noise")
     ap.add_argument("--learn-steps", type=int, default=2000)
     ap.add_argument("--fit-steps", type=int, default=2000)
     ap.add_argument("--load", type=Path, help="what --save wrote")
