@@ -29,11 +29,15 @@ between the two variants of this loop.
     PYTHONPATH=python python3 scripts/experiments/positional_shift.py --channels 8 --learn-steps 2000 \
         --save /tmp/pe8.pt kodim03 kodim20 kodim01
     PYTHONPATH=python python3 scripts/experiments/positional_shift.py --channels 0 kodim03 kodim20 kodim01
+
+With ``--learn-weight-prior`` the weight prior is learned too (both variants alike), and
+``--save-prior FILE`` writes it as a prior file that ``crop_experiment.py FILE ...`` codes with.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -288,6 +292,9 @@ def main() -> None:
     ap.add_argument("--fit-steps", type=int, default=2000)
     ap.add_argument("--load", type=Path, help="what --save wrote")
     ap.add_argument("--save", type=Path, help="save the learned upsampler, latent prior and weight prior")
+    ap.add_argument("--save-prior", type=Path, metavar="FILE",
+                    help="with --learn-weight-prior: write the learned weight prior as a prior file for the "
+                         "encoder (named FILE's stem), with --prior's partition, mixing matrices and settings")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -314,6 +321,10 @@ def main() -> None:
                             latent_mean=latent_prior[0].detach() if latent_prior else None,
                             latent_logstd=latent_prior[1].detach() if latent_prior else None,
                             weight_mean=weight_prior[0], weight_std=weight_prior[1]), a.save)
+    if a.save_prior:
+        learned = dataclasses.replace(prior, mean=weight_prior[0].numpy(), std=weight_prior[1].numpy(),
+                                      kind=dataclasses.replace(prior.kind, name=a.save_prior.stem))
+        learned.save(a.save_prior)
     if up is not None and latent_prior is not None:
         up.requires_grad_(False)
         latent_prior = (latent_prior[0].detach(), latent_prior[1].detach())
