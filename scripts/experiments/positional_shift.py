@@ -2,8 +2,8 @@
 
 RECOMBINER (He et al., ICLR 2024) feeds each patch's INR extra inputs made by a small learned
 convolutional network from a low-resolution latent grid over the whole signal; the latents are
-coded like the weights. This experiment tests a cheaper form of the same idea on the shipped
-`photo-q1` prior, without coding anything:
+coded like the weights. This experiment tests a cheaper form of the same idea on a shipped
+photo prior (``--prior``, default `photo-q1`), without coding anything:
 
 - a latent grid of C channels with one cell per 16 x 16 pixels over the whole crop, with a
   factorised Gaussian posterior and a learned per-channel Gaussian prior;
@@ -17,9 +17,9 @@ coded like the weights. This experiment tests a cheaper form of the same idea on
 
 Learning: the upsampler and the latent prior are learned with the posteriors of ``--train``
 256 x 256 crops of ``train_photos`` jointly (one Adam, every crop every step), the weight
-prior and its mixing matrices fixed at the shipped `photo-q1`.
+prior and its mixing matrices fixed at the shipped prior's.
 Testing: the centre crops of Kodak images, fitted with the upsampler frozen, each crop's total
-KL (weights and latents) held at the budget of a `photo-q1` file by a beta controller. The
+KL (weights and latents) held at the budget of a file of that prior by a beta controller. The
 same loop without latents (``--channels 0``) is the baseline. Reported: PSNR of the posterior
 mean and the mean PSNR of four posterior samples, and the KL of the weights and the latents.
 The rate is the KL, not a coded file; the real encoder sends one sample after progressive
