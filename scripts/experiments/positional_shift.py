@@ -53,7 +53,7 @@ from torch import Tensor
 from combiner import registry
 from combiner.inr import BayesianINR, effective_layers, effective_variances, fourier_features, kl_per_param
 from combiner.prior_learning import update_prior
-from combiner.tiling import patch_coords
+from combiner.tiling import patch_coords, to_patches
 
 PATCH = 64
 CROP = 256
@@ -84,24 +84,17 @@ class Upsampler(torch.nn.Module):
 
 
 def crops_as_patches(crops: np.ndarray) -> Tensor:
-    """uint8 [B, 256, 256, 3] -> float [B * 16, 4096, 3] on [0, 1], patches row-major per crop."""
-    x = torch.from_numpy(np.array(crops, dtype=np.float32)) / 255.0
-    B = x.shape[0]
-    g = CROP // PATCH
-    x = x.reshape(B, g, PATCH, g, PATCH, 3).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(B * g * g, PATCH * PATCH, 3)
+    """uint8 [B, 256, 256, 3] -> float [B * 16, 4096, 3] on [0, 1], in `to_patches`' order."""
+    return torch.cat([torch.from_numpy(to_patches(c.astype(np.float32) / 255.0, (PATCH, PATCH))[0])
+                      for c in crops])
 
 
 def point_grid() -> Tensor:
     """[16, 4096, 2] (x, y) of every point of every patch of a crop, on grid_sample's [-1, 1]
-    (align_corners=False: pixel centres)."""
-    g = CROP // PATCH
-    rows = torch.arange(g).repeat_interleave(g) * PATCH
-    cols = torch.arange(g).repeat(g) * PATCH
-    r, c = torch.meshgrid(torch.arange(PATCH), torch.arange(PATCH), indexing="ij")
-    pr = rows[:, None] + r.reshape(1, -1)
-    pc = cols[:, None] + c.reshape(1, -1)
-    return torch.stack([(pc + 0.5) / CROP, (pr + 0.5) / CROP], dim=-1).float() * 2 - 1
+    (align_corners=False: pixel centres), in the order of `crops_as_patches`."""
+    r, c = np.meshgrid(np.arange(CROP), np.arange(CROP), indexing="ij")
+    centres = (np.stack([c, r], axis=-1).astype(np.float32) + 0.5) / CROP * 2 - 1
+    return torch.from_numpy(to_patches(centres, (PATCH, PATCH))[0])
 
 
 class Variant:
