@@ -146,19 +146,20 @@ class Variant:
         s = F.grid_sample(smap, where, mode="bilinear", align_corners=False)  # [B, width, 16, n]
         return s.permute(0, 2, 3, 1).reshape(-1, idx.numel(), smap.shape[1])
 
-    def forward(self, idx: Tensor, sample: bool, z: Tensor | None) -> Tensor:
-        """The network at points ``idx`` [n]: folded local reparameterisation for the weights when
-        ``sample``, else the posterior mean; ``z``: the latents used (None without a grid)."""
+    def forward(self, idx: Tensor, z: Tensor | None, weights: Tensor | None = None) -> Tensor:
+        """The network at points ``idx`` [n] with latents ``z`` (None without a grid): with
+        ``weights`` [P, D] the deterministic network, else a draw by the folded local
+        reparameterisation of the posterior."""
         mean, sigma = self.model.posterior()
         mix = self.model.mix
-        layers = effective_layers(self.cfg, mean, mix, scale_hidden=True)
+        layers = effective_layers(self.cfg, mean if weights is None else weights, mix, scale_hidden=True)
         variances = effective_variances(self.cfg, sigma * sigma, mix, scale_hidden=True)
         P = mean.shape[0]
         x = self.feats[idx].expand(P, -1, -1)
         shift = self.shifts(idx, z) if z is not None else None
         for l, ((W, b), (V, c)) in enumerate(zip(layers, variances)):
             h = torch.baddbmm(b, x, W)
-            if sample:
+            if weights is None:
                 v = torch.baddbmm(c, x * x, V).clamp_min(1e-20)
                 h = h + v.sqrt() * torch.randn(h.shape, generator=self.gen)
             if l == 0 and shift is not None:
@@ -198,7 +199,7 @@ def fit(v: Variant, steps: int, budget_bits: float, extra_params: list[dict], lr
             for g in opt.param_groups:
                 g["lr"] /= 2
         idx = torch.randperm(PATCH * PATCH, generator=v.gen)[:n]
-        pred = v.forward(idx, True, v.draw_latents())
+        pred = v.forward(idx, v.draw_latents())
         kw, kz = v.kl_bits()
         ramp = min(1.0, step / (warmup * steps)) if warmup else 1.0
         loss = (v.crop_mse(pred, idx) + beta * (kw + ramp * kz) * LN2).sum()
@@ -223,24 +224,18 @@ def fit(v: Variant, steps: int, budget_bits: float, extra_params: list[dict], lr
 def measure(v: Variant) -> list[dict]:
     """Per crop: PSNR of the posterior mean and the mean PSNR of four posterior samples, KL bits."""
     idx = torch.arange(PATCH * PATCH)
+    mean, sigma = v.model.posterior()
     z_mean = v.z_mu if v.channels else None
-    mse_mean = v.crop_mse(v.forward(idx, False, z_mean), idx) / 16
+    psnr_mean = -10 * torch.log10(v.crop_mse(v.forward(idx, z_mean, mean), idx) / 16)
     samples = []
     for _ in range(4):
         z = v.draw_latents()
-        mean, sigma = v.model.posterior()
         w = mean + sigma * torch.randn(mean.shape, generator=v.gen)
-        saved = v.model.mu.data.clone(), v.model.rho.data.clone()
-        v.model.mu.data.copy_(w)
-        v.model.rho.data.fill_(-30.0)  # sigma ~ 1e-13: the sample itself
-        samples.append(v.crop_mse(v.forward(idx, False, z), idx) / 16)
-        v.model.mu.data.copy_(saved[0])
-        v.model.rho.data.copy_(saved[1])
+        samples.append(-10 * torch.log10(v.crop_mse(v.forward(idx, z, w), idx) / 16))
     kw, kz = v.kl_bits()
-    psnr = lambda m: (-10 * torch.log10(m)).tolist()  # noqa: E731
-    sample_psnr = torch.stack([-10 * torch.log10(m) for m in samples]).mean(0).tolist()
     return [dict(psnr_mean=a, psnr_sample=b, kl_weights=c, kl_latents=d)
-            for a, b, c, d in zip(psnr(mse_mean), sample_psnr, kw.tolist(), kz.tolist())]
+            for a, b, c, d in zip(psnr_mean.tolist(), torch.stack(samples).mean(0).tolist(),
+                                  kw.tolist(), kz.tolist())]
 
 
 def training_crops(count: int, seed: int) -> np.ndarray:
