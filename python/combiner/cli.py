@@ -76,9 +76,11 @@ def _add_blocks_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_budget_option(parser: argparse.ArgumentParser) -> None:
+    gpu = BUDGETS["gpu"]
     parser.add_argument("--budget", choices=sorted(BUDGETS), default=None,
-                        help="cpu: the prior's fitting steps (default); gpu: 20 times the fitting "
-                             "steps, three times the refinement, for a GPU (combiner.quality.BUDGETS)")
+                        help=f"cpu: the prior's settings (default); gpu: {gpu.fit_scale} times the fitting "
+                             f"steps at {gpu.lr_scale:g} times the learning rate, {gpu.refine_scale} times "
+                             "the refinement, for a GPU (combiner.quality.BUDGETS)")
 
 
 def _add_threads_option(parser: argparse.ArgumentParser) -> None:
