@@ -373,3 +373,29 @@ def test_learn_prior_round_checkpoints_equal_shorter_runs():
     assert seen[0] != seen[1]
     with pytest.raises(ValueError):
         learn_prior(sine_patches(), TINY, iterations=0, **kwargs)
+
+
+def test_refining_starts_where_the_encoder_starts_and_keeps_the_mixing_matrices():
+    """With ``start`` the posteriors begin at the start prior's means and init_std_ratio of its
+    stds, so with no fitting step the M-step returns exactly that; the mixing matrices are the
+    start's; refining with learned mixing matrices or another network is refused."""
+    from combiner.options import EncoderSettings
+
+    kwargs = dict(modality="image", patch_shape=(8, 8), iterations=1, steps_per_iteration=20, first_steps=20,
+                  lr=3e-3, kappa=16, beta=1e-6, seed=5, device="cpu", batch_patches=5)
+    base = learn_prior(sine_patches(), TINY, **kwargs, learn_mix=True)
+    base.encoder = EncoderSettings(init_std_ratio=0.3)
+    still = learn_prior(sine_patches(), TINY, **{**kwargs, "first_steps": 0}, start=base)
+    np.testing.assert_array_equal(still.mean, base.mean)
+    np.testing.assert_allclose(still.std, 0.3 * base.std, rtol=1e-5)
+    np.testing.assert_array_equal(still.mix, base.mix)
+    moved = learn_prior(sine_patches(), TINY, **{**kwargs, "iterations": 2}, start=base, noise="folded")
+    assert np.abs(moved.mean - base.mean).max() > 1e-3
+    np.testing.assert_array_equal(moved.mix, base.mix)
+    again = learn_prior(sine_patches(), TINY, **{**kwargs, "iterations": 2}, start=base, noise="folded")
+    assert again.content_hash() == moved.content_hash()
+    with pytest.raises(ValueError, match="refining"):
+        learn_prior(sine_patches(), TINY, **kwargs, start=base, learn_mix=True)
+    other = INRConfig(in_dim=2, out_dim=3, num_freqs=3, max_freq=4.0, width=8, depth=3)
+    with pytest.raises(ValueError, match="refining"):
+        learn_prior(sine_patches(), other, **kwargs, start=base)

@@ -16,7 +16,7 @@ def test_checkpoints_are_the_shorter_runs(train_priors, tmp_path):
     rng = np.random.default_rng(0)
     for k in range(2):
         Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(folder / f"p{k}.png")
-    tiny = dict(steps=2, first_steps=2, per_file=1)
+    tiny = dict(steps=2, first_steps=2, per_file=1, refine=None)  # the first stage's rounds
     rows = train_priors.train("photo", tmp_path / "a", tmp_path / "data", "cpu",
                               {**tiny, "iterations": 2}, levels=[1], checkpoint=True)
     assert [r["prior"] for r in rows] == ["photo-q1"]
@@ -76,3 +76,34 @@ def test_speech_recipe_learns_800_sample_chunks_at_each_level_and_takes_override
     other = Prior.load(tmp_path / "b" / "speech-q0.safetensors")
     assert other.kind.patch_shape == (400,) and other.kind.bits_per_patch == 100.0
     assert other.config.num_freqs == CONFIGS["audio"]["num_freqs"]
+
+
+def test_a_refinement_stage_refines_each_level_and_can_start_from_given_bases(train_priors, tmp_path):
+    """photo's refinement stage: learning then refining equals refining the first stage's file
+    given with --base; the refined prior keeps the base's name and mixing matrices. --base is
+    refused for a recipe without the stage and for the wrong level."""
+    from combiner.families import Refinement
+
+    folder = tmp_path / "data" / "train_photos"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(folder / f"p{k}.png")
+    tiny = dict(iterations=1, steps=2, first_steps=2, per_file=1)
+    stage = Refinement(iterations=2, steps=2, lr=2e-3, noise="folded")
+    data = tmp_path / "data"
+    train_priors.train("photo", tmp_path / "base", data, "cpu", {**tiny, "refine": None}, levels=[2])
+    base_file = tmp_path / "base" / "photo-q2.safetensors"
+    train_priors.train("photo", tmp_path / "both", data, "cpu", {**tiny, "refine": stage}, levels=[2])
+    train_priors.train("photo", tmp_path / "given", data, "cpu", {**tiny, "refine": stage}, levels=[2],
+                       bases=[base_file])
+    base, both, given = (Prior.load(tmp_path / d / "photo-q2.safetensors") for d in ("base", "both", "given"))
+    assert both.content_hash() == given.content_hash() != base.content_hash()
+    assert given.kind.name == "photo-q2"
+    np.testing.assert_array_equal(given.mix, base.mix)
+    with pytest.raises(SystemExit):
+        train_priors.train("photo", tmp_path / "x", data, "cpu", {**tiny, "refine": stage}, levels=[1],
+                           bases=[base_file])
+    with pytest.raises(SystemExit):
+        train_priors.train("photo", tmp_path / "y", data, "cpu", {**tiny, "refine": None}, levels=[2],
+                           bases=[base_file])

@@ -40,7 +40,7 @@ import argparse
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -48,7 +48,7 @@ import torch
 from combiner import distributed
 from combiner.allocator import keep_freed_memory
 from combiner.api import learn_prior_from_folder
-from combiner.families import FAMILIES
+from combiner.families import FAMILIES, Refinement
 from combiner.prior import Prior
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -56,9 +56,21 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def recipe(family: str) -> dict:
     """The arguments of ``learn_prior_from_folder`` that learn ``family`` (``combiner.families``),
-    plus ``folders``, ``bits_per_patch`` (one entry per level) and ``rate_targeted``."""
+    plus ``folders``, ``bits_per_patch`` (one entry per level), ``rate_targeted`` and ``refine``
+    (the refinement stage: a ``Refinement`` or None)."""
     fam = FAMILIES[family]
-    return dict(modality=fam.modality, patch=fam.patch, config=fam.config, **asdict(fam.training))
+    training = {f.name: getattr(fam.training, f.name) for f in fields(fam.training)}
+    return dict(modality=fam.modality, patch=fam.patch, config=fam.config, **training)
+
+
+def refined(base: Prior, stage: Refinement, settings: dict, folders: list[Path], device: str | None,
+            rate: float) -> Prior:
+    """``base`` refined by ``stage`` on the recipe's training patches (``settings``), at ``rate``
+    bits per patch, from ``base``'s final beta; it keeps ``base``'s name and mixing matrices."""
+    settings = {**settings, "iterations": stage.iterations, "steps": stage.steps, "first_steps": stage.steps,
+                "lr": stage.lr, "noise": stage.noise, "learn_mix": False, "beta": base.kind.beta}
+    return learn_prior_from_folder(folders, name=base.kind.name, device=device, progress=False, start=base,
+                                   bits_per_patch=rate, rate_target_bits=rate, **settings)
 
 
 def with_settings(family: str, learned: Prior | list[Prior]) -> list[Prior]:
@@ -84,14 +96,17 @@ def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | l
 
 def train(family: str, out: Path, data: Path, device: str | None,
           budget: dict | None = None, levels: list[int] | None = None,
-          checkpoint: bool = False) -> list[dict]:
+          checkpoint: bool = False, bases: list[Path] | None = None) -> list[dict]:
     """Learn ``family`` with its recipe; ``budget`` overrides iterations/steps/first_steps/
     per_file/beta/config/patch/bits_per_patch/learn_mix/rate_targeted/batch_patches/folders/
     flips/lr/seed.
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
-    ``checkpoint``: also save the priors after every round (see ``save_checkpoint``).
+    ``checkpoint``: also save the priors after every round (see ``save_checkpoint``; with a
+    refinement stage, the rounds of both stages write the same names in turn).
+    ``bases``: with a refinement stage, the first stage's priors (files, one per level learned,
+    in order) instead of learning them; the stage's output from them is the same.
     """
     budget = budget or {}
     settings = {**recipe(family), **budget}
@@ -102,13 +117,28 @@ def train(family: str, out: Path, data: Path, device: str | None,
         raise SystemExit(f"--levels needs a rate-targeted recipe; {family} learns all levels at once")
     if levels is not None and not all(0 <= q < len(rates) for q in levels):
         raise SystemExit(f"--levels: {family} has levels 0 to {len(rates) - 1}")
+    stage = settings.pop("refine")
+    if bases is not None and (stage is None or not rate_targeted):
+        raise SystemExit(f"--base needs a recipe with a refinement stage; {family} has none")
     if checkpoint:
         settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
     t0 = time.perf_counter()
     if rate_targeted:
-        priors = [learn_prior_from_folder(folders, name=f"{family}-q{q}", device=device, progress=False,
-                                          bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
-                  for q in (range(len(rates)) if levels is None else levels)]
+        chosen = list(range(len(rates)) if levels is None else levels)
+        if bases is not None and len(bases) != len(chosen):
+            raise SystemExit(f"--base: give one prior per level learned ({len(chosen)})")
+        priors = []
+        for k, q in enumerate(chosen):
+            if bases is not None:
+                prior = Prior.load(bases[k])
+                if prior.kind.name != f"{family}-q{q}":
+                    raise SystemExit(f"--base: {bases[k]} holds {prior.kind.name}, not {family}-q{q}")
+            else:
+                prior = learn_prior_from_folder(folders, name=f"{family}-q{q}", device=device, progress=False,
+                                                bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
+            if stage is not None:  # refined from where the family's encoder starts a fit
+                prior = refined(with_settings(family, prior)[0], stage, settings, folders, device, rates[q])
+            priors.append(prior)
     else:
         priors = learn_prior_from_folder(folders, name=family, device=device, progress=False,
                                          bits_per_patch=rates, **settings)
@@ -177,6 +207,9 @@ def main() -> None:
                     help="learn one prior per level at its rate or one for all levels (default: the recipe's)")
     ap.add_argument("--levels", type=int, nargs="+", default=None,
                     help="rate-targeted recipes: learn only these levels (e.g. 1 2)")
+    ap.add_argument("--base", type=Path, nargs="+", default=None, metavar="FILE",
+                    help="recipes with a refinement stage: refine these priors (one per level learned, "
+                         "e.g. the retired first-stage files) instead of learning them first")
     ap.add_argument("--settings-only", action="store_true",
                     help="learn nothing: write the family's encoder settings into its priors in --out")
     args = ap.parse_args()
@@ -197,7 +230,7 @@ def main() -> None:
               if v is not None}
     done = False
     try:
-        train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint)
+        train(args.family, args.out, args.data, args.device, budget, args.levels, args.checkpoint, args.base)
         done = True
     finally:
         distributed.finish(wait=done)

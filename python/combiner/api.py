@@ -17,6 +17,7 @@ from combiner.bitstream import unpack
 from combiner.config import INRConfig
 from combiner.decoder import rate_of
 from combiner.families import CONFIGS, Modality
+from combiner.options import Noise
 from combiner.prior import Prior
 from combiner.quality import PriorLike
 
@@ -109,7 +110,7 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
                 seed: int = 0, device: str | None = None, name: str | None = None,
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
                 rate_target_bits: float | None = None, learn_mix: bool = False,
-                progress: bool = True,
+                start: Prior | None = None, noise: Noise = "local", progress: bool = True,
                 on_round: Callable[[int, Prior | list[Prior]], None] | None = None,
                 batch_patches: int = 256) -> Prior | list[Prior]:
     """Learn a prior from training patches ``signals`` [M, N, C] on [0, 1] of shape ``patch``.
@@ -119,6 +120,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     ``rate_target_bits`` adapts beta while learning so that the training posteriors reach that
     rate (see ``prior_learning.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
+    ``start`` refines that prior instead of learning one from scratch, fitting with ``noise`` (see
+    ``prior_learning.learn_prior``).
     ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
     ``batch_patches``: training posteriors fitted together, the unit of work the ranks share when
     ``torch.distributed`` is initialised with several (every rank then calls this with the same
@@ -147,6 +150,7 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
         first_steps=first_steps, lr=lr, kappa=kappa, beta=beta, seed=seed, device=device,
         progress=progress, rho_init=-6.0, kind=kind, pixel_fraction=pixel_fraction,
         bits_per_patch=bits_per_patch, rate_target_bits=rate_target_bits, learn_mix=learn_mix,
+        start=start, noise=noise,
         on_round=None if on_round is None else (lambda r, learned: on_round(r, named(learned))),
         batch_patches=batch_patches,
     ))

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from combiner.config import INRConfig
-from combiner.options import EncoderSettings
+from combiner.options import EncoderSettings, Noise
 
 if TYPE_CHECKING:
     from combiner.media import Signal
 
-__all__ = ["CONFIGS", "FAMILIES", "Family", "Modality", "TrainingRecipe", "for_signal", "network"]
+__all__ = ["CONFIGS", "FAMILIES", "Family", "Modality", "Refinement", "TrainingRecipe", "for_signal", "network"]
 
 Modality = Literal["image", "audio"]
 
@@ -52,6 +52,18 @@ def network(preset: str, modality: Modality) -> INRConfig:
 
 
 @dataclass(frozen=True)
+class Refinement:
+    """A second learning stage: each level's prior is refined on the same training patches, its
+    posteriors started and fitted as the encoder does (``prior_learning.learn_prior``'s
+    ``start``), one Adam per minibatch through all the rounds."""
+
+    iterations: int  # rounds of ``steps`` fitting steps, each followed by the M-step
+    steps: int
+    lr: float  # the posteriors' learning rate: the encoder's
+    noise: Noise  # how fitting draws the network: the encoder's
+
+
+@dataclass(frozen=True)
 class TrainingRecipe:
     """How a family's priors are learned: the arguments of ``api.learn_prior_from_folder``."""
 
@@ -70,6 +82,7 @@ class TrainingRecipe:
     rate_targeted: bool = True  # one prior per level, learned at that level's rate
     learn_mix: bool = True  # learn the mixing matrices of the linear reparameterisation
     flips: bool = False  # mirror each image crop left-right with probability 1/2
+    refine: Refinement | None = None  # a refinement stage after learning (rate-targeted recipes)
 
 
 @dataclass(frozen=True)
@@ -102,7 +115,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("photo", "image", "small64", (64, 64),
            TrainingRecipe(folders=("train_photos",), max_files=None, per_file=10, iterations=10,
                           steps=100, first_steps=300,
-                          bits_per_patch=tuple(4096 * b for b in (0.15, 0.3, 0.6, 1.0))),
+                          bits_per_patch=tuple(4096 * b for b in (0.15, 0.3, 0.6, 1.0)),
+                          refine=Refinement(iterations=12, steps=100, lr=2e-3, noise="folded")),
            # Fitting: local reparameterisation on the effective weights from a noise pool, at
            # about 0.7x the time per step of the exact one. Refinement: the exact one, and each
            # block's KL aimed at kappa bits instead of kappa - 0.5: together +0.09 dB on the

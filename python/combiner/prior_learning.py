@@ -24,6 +24,7 @@ from combiner import distributed
 from combiner.config import INRConfig
 from combiner.fit import evaluate, fit, pick_device
 from combiner.inr import BayesianINR, identity_mix, init_bounds, kl_per_param, siren_init
+from combiner.options import Noise
 from combiner.prior import Prior, PriorKind
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ def learn_prior(
     bits_per_patch: float | Sequence[float] | None = None,
     rate_target_bits: float | None = None,
     learn_mix: bool = False,
+    start: Prior | None = None,
+    noise: Noise = "local",
     on_round: Callable[[int, Prior | list[Prior]], None] | None = None,
 ) -> Prior | list[Prior]:
     """Learn a prior by alternating posterior fitting and the closed-form M-step.
@@ -195,6 +198,15 @@ def learn_prior(
     starting beta gives. The final beta is recorded in ``kind.beta`` (the encoder's starting
     beta) and the last measured rate in ``kind.train_bits_per_patch``.
 
+    ``start``: refine this prior instead of learning one from scratch. The prior starts at its
+    means and stds and keeps its mixing matrices (``learn_mix`` must be False); every training
+    posterior starts where the encoder starts one under it (its means, ``init_std_ratio`` of its
+    stds, from ``start.encoder``); and each minibatch keeps its posteriors' Adam state from round
+    to round, so that the rounds continue one fit, as the encoder's fitting does, instead of
+    restarting it. ``noise``: how fitting draws the network (`BayesianINR.forward_features`);
+    refinement with the encoder's own (e.g. "folded") learns the prior in the regime it is used
+    in.
+
     ``on_round(r, priors)``: called after every round r (0-based) with what learning would return
     if it stopped there, i.e. exactly the result of ``iterations=r + 1``: a checkpoint, so that a
     long run stopped by a deadline still leaves usable priors.
@@ -216,6 +228,8 @@ def learn_prior(
     """
     if iterations < 1:
         raise ValueError("iterations must be >= 1")
+    if start is not None and (start.config != config or learn_mix):
+        raise ValueError("refining a prior needs its own network config and learn_mix=False")
     PriorKind.from_dict({"modality": modality, "patch_shape": [int(p) for p in patch_shape], **(kind or {})})
     dev = pick_device(distributed.device_for_rank(None if device is None else str(device)))
     coords, values, weights = _stack_signals(signals)
@@ -234,16 +248,9 @@ def learn_prior(
     checkpoints = on_round is not None
     if distributed.active():
         checkpoints = bool(distributed.sum_across(torch.tensor([float(checkpoints)]))[0] > 0)
-    gen = torch.Generator().manual_seed(seed)
-    # Every training posterior starts from the SAME initialisation. Independent random inits put
-    # the posteriors in unrelated modes (SIREN weights of random sign), so their average, the
-    # prior mean, would collapse to ~0 and the prior std would only measure the init's spread.
-    # From a shared start they stay in one basin and the prior mean is a useful network.
-    mu_all = siren_init(config, 1, gen).expand(hi - lo, D).clone()
-    rho_all = torch.full((hi - lo, D), float(rho_init))
-    mean, std = initial_prior(config)
+    mu_all, rho_all, mean, std, mix = _starting_point(config, hi - lo, seed, rho_init, learn_mix, start)
     single_block = torch.zeros(D, dtype=torch.long)
-    mix = identity_mix(config) if learn_mix else None
+    kept: dict[int, tuple[BayesianINR, torch.optim.Adam]] = {}  # refining: each minibatch's fit
 
     def batches():  # (minibatch number, its rows among this rank's posteriors)
         for b in mine:
@@ -253,17 +260,13 @@ def learn_prior(
         steps = first_steps if (it == 0 and first_steps is not None) else steps_per_iteration
         mse_all = torch.empty(hi - lo)
         for b, sl in batches():
-            model = BayesianINR(config, sl.stop - sl.start, device=dev, mix=mix, learn_mix=learn_mix)
-            with torch.no_grad():
-                model.mu.copy_(mu_all[sl])
-                model.rho.copy_(rho_all[sl])
+            model, adam = kept.get(b) or _posteriors(config, mu_all[sl], rho_all[sl], dev, mix, learn_mix, lr)
+            if start is not None:
+                kept[b] = (model, adam)
             fit_seed = seed + it * n_batches + b + 1  # keyed by round and minibatch, not by rank
-            # fit()'s own Adam covers only mu and rho, so with learned mixing matrices one over
-            # every parameter is passed; like the posteriors' state it is fresh in every minibatch.
             fit(model, coords, values[sl], (mean, std), single_block, steps=steps, lr=lr, beta=beta,
                 beta_control=False, weights=weights[sl], pixel_fraction=pixel_fraction,
-                seed=fit_seed, progress=progress,
-                optimizer=torch.optim.Adam(list(model.parameters()), lr=lr) if learn_mix else None)
+                seed=fit_seed, progress=progress, noise=noise, optimizer=adam)
             # Diagnostics only (no randomness, no gradients): the posterior-mean fit of this round.
             mse_all[sl] = evaluate(model, coords, values[sl], (mean, std), weights=weights[sl])["mse"].cpu()
             mu_all[sl] = model.mu.detach().cpu()
@@ -289,6 +292,40 @@ def learn_prior(
             if on_round is not None and distributed.is_main():
                 on_round(it, learned)
     return learned
+
+
+def _posteriors(config: INRConfig, mu: torch.Tensor, rho: torch.Tensor, device: torch.device,
+                mix: torch.Tensor | None, learn_mix: bool, lr: float) -> tuple[BayesianINR, torch.optim.Adam]:
+    """A minibatch's posteriors on ``device`` and a fresh Adam for them. fit()'s own Adam covers only
+    mu and rho, so with learned mixing matrices this one covers every parameter."""
+    model = BayesianINR(config, mu.shape[0], device=device, mix=mix, learn_mix=learn_mix)
+    with torch.no_grad():
+        model.mu.copy_(mu)
+        model.rho.copy_(rho)
+    return model, torch.optim.Adam(list(model.parameters()) if learn_mix else [model.mu, model.rho], lr=lr)
+
+
+def _starting_point(config: INRConfig, count: int, seed: int, rho_init: float, learn_mix: bool,
+                    start: Prior | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray,
+                                                  torch.Tensor | None]:
+    """The ``count`` training posteriors (mu, rho [count, D]), the prior (mean, std [D]) and the
+    mixing matrices that learning starts from: see `learn_prior`'s ``start``."""
+    D = config.num_params
+    if start is not None:
+        mean, std = start.mean.astype(np.float32), start.std.astype(np.float32)
+        ratio = start.encoder.init_std_ratio if start.encoder is not None else 0.5
+        sigma = torch.from_numpy(ratio * std)
+        rho = torch.log(torch.expm1(sigma))  # softplus^-1
+        mix = None if start.mix is None else torch.from_numpy(np.array(start.mix))
+        return (torch.from_numpy(mean).expand(count, D).clone(), rho.expand(count, D).clone(),
+                mean.copy(), std.copy(), mix)
+    # Every training posterior starts from the SAME initialisation. Independent random inits put
+    # the posteriors in unrelated modes (SIREN weights of random sign), so their average, the
+    # prior mean, would collapse to ~0 and the prior std would only measure the init's spread.
+    # From a shared start they stay in one basin and the prior mean is a useful network.
+    mu = siren_init(config, 1, torch.Generator().manual_seed(seed)).expand(count, D).clone()
+    mean, std = initial_prior(config)
+    return mu, torch.full((count, D), float(rho_init)), mean, std, identity_mix(config) if learn_mix else None
 
 
 def _mean_psnr(mse: torch.Tensor) -> float:
