@@ -57,7 +57,7 @@ fn kodak(c: &mut Criterion) {
         .build()
         .unwrap();
     let data = read("tests/data/kodim01.photo-q1.25311fac.spread.cmb");
-    let prior_bytes = read("python/combiner/priors/photo-q1.safetensors");
+    let prior_bytes = read("python/combiner/priors/retired/photo-q1.25311fac77ce50b7.safetensors");
     let prior = Prior::from_bytes(&prior_bytes).unwrap();
     let (header, indices) = container::unpack(&data).unwrap();
     let patches = decode::check_against_prior(&header, indices.len(), &prior).unwrap();

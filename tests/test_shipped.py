@@ -107,6 +107,7 @@ ENCODED = [
     ("kodim01.photo-q1.25311fac.spread.cmb", "kodak/kodim01.png", None, 25.26),
     ("kodim05-crop96x64.photo-q1.cmb", "kodak/kodim05.png", KODIM05_CROP, 21.26),
     ("kodim05-crop96x64.photo-q1.spread.cmb", "kodak/kodim05.png", KODIM05_CROP, 21.20),
+    ("kodim05-crop96x64.photo-q1.7fc5532d.cmb", "kodak/kodim05.png", KODIM05_CROP, 21.71),
     ("2414-128291-0008.speech-q1.cmb", "audio/librispeech_test-other/2414-128291-0008.flac", None, 39.30),
     ("2414-128291-0008.speech-q1.a2915477.cmb", "audio/librispeech_test-other/2414-128291-0008.flac", None, 41.87),
     ("2414-128291-0008.speech-q1.a2915477.spread.cmb", "audio/librispeech_test-other/2414-128291-0008.flac",
