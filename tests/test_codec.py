@@ -243,6 +243,16 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     Image.fromarray((smooth_image(rng) * 255).astype(np.uint8)).save(more / "m.png")
     assert cli.main(["-q", "learn-prior", str(folder), str(more), *args[3:], "--flips"]) == 0
     assert Prior.load(prior_path).content_hash() != prior.content_hash()
+    # Refining: the start's network, patch and mixing matrices, started from its means.
+    refined_path = tmp_path / "refined.safetensors"
+    assert cli.main(["-q", "learn-prior", str(folder), "-o", str(refined_path), "--start", str(prior_path),
+                     "--iterations", "1", "--steps", "3", "--first-steps", "3", "--kappa", "8",
+                     "--noise", "folded", "--name", "refined"]) == 0
+    start, refined = Prior.load(prior_path), Prior.load(refined_path)
+    assert refined.config == start.config and refined.kind.patch_shape == (16, 16)
+    assert refined.kind.beta == start.kind.beta and refined.content_hash() != start.content_hash()
+    coded = combiner.encode(folder / "0.png", prior=refined_path, **FAST)
+    assert combiner.decode(coded, prior=refined).shape == (16, 16, 3)
 
 
 def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from combiner import api, distributed, fileio, media
+from combiner import api, distributed, fileio, media, registry
 from combiner.allocator import keep_freed_memory
 from combiner.bitstream import unpack
 from combiner.errors import FormatError
 from combiner.families import CONFIGS, Modality
-from combiner.options import Search
+from combiner.options import Noise, Search
 from combiner.quality import BUDGETS
 
 Blocks = Literal["patch", "spread"]
@@ -135,13 +135,18 @@ def _learn_prior(args: argparse.Namespace) -> None:
     fileio.check_output(args.output)  # before the learning, not after
     if not distributed.is_main():
         args.quiet = True  # rank 0 reports and writes the prior
+    network: dict = dict(modality=args.modality, patch=tuple(args.patch), config=args.config,
+                         beta=1e-5 if args.beta is None else args.beta)
+    if args.start is not None:  # refining: the start prior's network, patch and final beta
+        start = registry.resolve(args.start)
+        network = dict(modality=start.kind.modality, patch=start.kind.patch_shape, config=start.config,
+                       beta=start.kind.beta if args.beta is None else args.beta, start=start)
     prior = api.learn_prior_from_folder(
-        args.data, modality=args.modality, patch=tuple(args.patch), config=args.config,
-        beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops, flips=args.flips,
-        iterations=args.iterations, steps=args.steps, first_steps=args.first_steps, lr=args.lr,
-        seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
+        args.data, **network, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
+        flips=args.flips, iterations=args.iterations, steps=args.steps, first_steps=args.first_steps,
+        lr=args.lr, seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,
-        batch_patches=args.batch_patches,
+        batch_patches=args.batch_patches, noise=args.noise,
     )
     assert not isinstance(prior, list), "one rate gives one prior"
     if not distributed.is_main():
@@ -292,7 +297,14 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
     lp.add_argument("--config", default="small",
                     help=f"network preset of combiner.families.CONFIGS: {', '.join(CONFIGS)}")
-    lp.add_argument("--beta", type=float, default=1e-5, help="rate-distortion trade-off")
+    lp.add_argument("--beta", type=float, default=None,
+                    help="rate-distortion trade-off (default 1e-5, or --start's final beta)")
+    lp.add_argument("--start", default=None, metavar="PRIOR",
+                    help="refine this prior (file or shipped name) instead of learning one from scratch: "
+                         "its network and patch, posteriors started as the encoder starts them "
+                         "(combiner.prior_learning.learn_prior's start)")
+    lp.add_argument("--noise", choices=get_args(Noise), default="local",
+                    help="how fitting draws the network (folded: the photo encoder's)")
     lp.add_argument("--bits-per-patch", type=float, default=None,
                     help="learn the prior for this rate: beta (then only the starting value) is "
                          "adapted while learning, and the partition has about BITS / kappa blocks")
