@@ -9,7 +9,11 @@ rate-targeted: one prior per level, learned with beta adapted to that level's ra
 mixing matrices of the linear reparameterisation (``--levels 0 2`` learns only those, e.g. to
 spread the levels over processes). The recipes (``combiner.families``) are the exact settings,
 seeds and data of the shipped files; on this project's 2-core CPU with one torch thread
-(``--threads``) a level takes about 10 minutes for thumbnail, 19 for speech and 20 for photo.
+(``--threads``) a level takes about 10 minutes for thumbnail, 19 for speech and 35 for photo.
+A recipe with a refinement stage (``TrainingRecipe.refine``, photo's) then refines each level's
+prior with its training posteriors started and fitted as the encoder does; ``--base FILE ...``
+(one per level learned) refines those first-stage priors instead of learning them, e.g. the
+retired files the shipped ones were refined from.
 Training never reads Kodak or the test splits: those are for evaluation. Every prior written
 carries its family's encoder settings (``Prior.encoder``); ``--settings-only`` writes them into
 the family's existing priors in ``--out`` without learning (their content hashes stay as they
