@@ -111,7 +111,10 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
                           steps=50, first_steps=150, bits_per_patch=(600.0, 1000.0, 1800.0, 2800.0)),
            EncoderSettings(fit_steps=1500, refine_steps=10, lr=1e-3)),
     # 10 random 64 x 64 crops from each of the 30 training photos (300 patches), RECOMBINER's
-    # patch size; twice the steps of the other families (about 20 minutes per level).
+    # patch size; twice the steps of the other families (about 20 minutes per level), then 12
+    # rounds refined at the encoder's learning rate and noise (about 15 minutes per level; +0.1
+    # to +0.5 dB on Kodak crops: results/experiments/README.md, "Priors refined at the
+    # encoder's settings").
     Family("photo", "image", "small64", (64, 64),
            TrainingRecipe(folders=("train_photos",), max_files=None, per_file=10, iterations=10,
                           steps=100, first_steps=300,
