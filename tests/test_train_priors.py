@@ -94,11 +94,17 @@ def test_a_refinement_stage_refines_each_level_and_can_start_from_given_bases(tr
     data = tmp_path / "data"
     train_priors.train("photo", tmp_path / "base", data, "cpu", {**tiny, "refine": None}, levels=[2])
     base_file = tmp_path / "base" / "photo-q2.safetensors"
-    train_priors.train("photo", tmp_path / "both", data, "cpu", {**tiny, "refine": stage}, levels=[2])
+    train_priors.train("photo", tmp_path / "both", data, "cpu", {**tiny, "refine": stage}, levels=[2],
+                       checkpoint=True)
+    assert sorted(p.name for p in (tmp_path / "both").iterdir()) == [
+        "photo-q2.refine001.safetensors", "photo-q2.refine002.safetensors", "photo-q2.round001.safetensors",
+        "photo-q2.safetensors"]
     train_priors.train("photo", tmp_path / "given", data, "cpu", {**tiny, "refine": stage}, levels=[2],
                        bases=[base_file])
     base, both, given = (Prior.load(tmp_path / d / "photo-q2.safetensors") for d in ("base", "both", "given"))
     assert both.content_hash() == given.content_hash() != base.content_hash()
+    assert Prior.load(tmp_path / "both" / "photo-q2.refine002.safetensors").content_hash() == both.content_hash()
+    assert Prior.load(tmp_path / "both" / "photo-q2.round001.safetensors").content_hash() == base.content_hash()
     assert given.kind.name == "photo-q2"
     np.testing.assert_array_equal(given.mix, base.mix)
     with pytest.raises(SystemExit):

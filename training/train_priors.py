@@ -28,8 +28,9 @@ sets the random crops per training file, ``--folders`` the training folders (e.g
 ``train_photos train_photos_extra``), ``--flips`` mirrors image crops at random, ``--lr`` sets
 the training posteriors' learning rate, ``--seed`` the seed of the crops and of the learning,
 and ``--checkpoint`` also saves the priors after every round (``NAME.roundNNN.safetensors``,
-exactly what ``--iterations NNN`` gives), so that a run stopped by a deadline, e.g. on a lent GPU
-(``scripts/eval/device_train.sh``), still leaves priors.
+exactly what ``--iterations NNN`` gives; a refinement stage's rounds as ``NAME.refineNNN``),
+so that a run stopped by a deadline, e.g. on a lent GPU (``scripts/eval/device_train.sh``),
+still leaves priors.
 
 On several processes (``torchrun --nproc-per-node N training/train_priors.py thumbnail ...``, on
 one machine or several: ``docs/distributed.md``) the ranks share each level's training
@@ -85,13 +86,15 @@ def with_settings(family: str, learned: Prior | list[Prior]) -> list[Prior]:
     return priors
 
 
-def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | list[Prior]) -> None:
+def save_checkpoint(family: str, out: Path, round_index: int, learned: Prior | list[Prior],
+                    stage: str = "round") -> None:
     """Write the priors as they stand after a round as ``NAME.roundNNN.safetensors`` (NNN = the
-    rounds done, i.e. the ``--iterations`` that gives this file); written then renamed, so a run
+    rounds done, i.e. the ``--iterations`` that gives this file), or, for a refinement stage's
+    rounds (``stage="refine"``), ``NAME.refineNNN.safetensors``; written then renamed, so a run
     stopped mid-write leaves whole files."""
     out.mkdir(parents=True, exist_ok=True)
     for prior in with_settings(family, learned):
-        path = out / f"{prior.kind.name}.round{round_index + 1:03d}.safetensors"
+        path = out / f"{prior.kind.name}.{stage}{round_index + 1:03d}.safetensors"
         prior.save(path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)
         print(json.dumps(dict(prior=prior.kind.name, rounds=round_index + 1, hash=prior.hash_hex,
@@ -107,8 +110,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
 
     A rate-targeted recipe learns one prior per level (``levels``: only those, e.g. to spread
     the levels over several processes); the others learn one prior for all levels.
-    ``checkpoint``: also save the priors after every round (see ``save_checkpoint``; with a
-    refinement stage, the rounds of both stages write the same names in turn).
+    ``checkpoint``: also save the priors after every round (see ``save_checkpoint``; the
+    refinement stage's rounds as ``NAME.refineNNN``).
     ``bases``: with a refinement stage, the first stage's priors (files, one per level learned,
     in order) instead of learning them; the stage's output from them is the same.
     """
@@ -141,7 +144,11 @@ def train(family: str, out: Path, data: Path, device: str | None,
                 prior = learn_prior_from_folder(folders, name=f"{family}-q{q}", device=device, progress=False,
                                                 bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
             if stage is not None:  # refined from where the family's encoder starts a fit
+                if checkpoint:
+                    settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned, "refine")
                 prior = refined(with_settings(family, prior)[0], stage, settings, folders, device, rates[q])
+                if checkpoint:
+                    settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
             priors.append(prior)
     else:
         priors = learn_prior_from_folder(folders, name=family, device=device, progress=False,
@@ -204,7 +211,8 @@ def main() -> None:
     ap.add_argument("--batch-patches", type=int, default=None,
                     help="training posteriors fitted together (default 256); the unit the ranks share")
     ap.add_argument("--checkpoint", action="store_true",
-                    help="also save the priors after every round (NAME.roundNNN.safetensors)")
+                    help="also save the priors after every round (NAME.roundNNN.safetensors; "
+                         "a refinement stage's rounds: NAME.refineNNN.safetensors)")
     ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=None,
                     help="learn the linear reparameterisation's mixing matrices or not (default: the recipe's)")
     ap.add_argument("--rate-targeted", action=argparse.BooleanOptionalAction, default=None,
