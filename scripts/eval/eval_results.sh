@@ -27,9 +27,9 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} RAYON_NUM_THREADS=${RAYON_NUM_THREA
 
 for dataset in "$@"; do
     case $dataset in
-    kodak)  # kodim01-20 at photo-q1; JPEG is the BD anchor
+    kodak)  # kodim01-20 at photo-q0 and q1; JPEG is the BD anchor
         combiner -q eval "$DATA/kodak" --no-combiner -o results/kodak --reference results/reference/kodak.json
-        combiner -q eval "$DATA/kodak" --quality 1 --baselines "" --max-patches 96 -o "$TMP/kodak"
+        combiner -q eval "$DATA/kodak" --quality 0 1 --baselines "" --max-patches 96 -o "$TMP/kodak"
         python scripts/eval/merge_runs.py results/kodak "$TMP/kodak"
         python scripts/eval/matched_rates.py results/kodak --data "$DATA/kodak"
         ;;
