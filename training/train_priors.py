@@ -64,6 +64,7 @@ def recipe(family: str) -> dict:
     plus ``folders``, ``bits_per_patch`` (one entry per level), ``rate_targeted`` and ``refine``
     (the refinement stage: a ``Refinement`` or None)."""
     fam = FAMILIES[family]
+    # Field by field, not asdict(): that would turn the Refinement into a dict as well.
     training = {f.name: getattr(fam.training, f.name) for f in fields(fam.training)}
     return dict(modality=fam.modality, patch=fam.patch, config=fam.config, **training)
 
@@ -73,7 +74,7 @@ def refined(base: Prior, stage: Refinement, settings: dict, folders: list[Path],
     """``base`` refined by ``stage`` on the recipe's training patches (``settings``), at ``rate``
     bits per patch, from ``base``'s final beta; it keeps ``base``'s name and mixing matrices."""
     settings = {**settings, "iterations": stage.iterations, "steps": stage.steps, "first_steps": stage.steps,
-                "lr": stage.lr, "noise": stage.noise, "learn_mix": False, "beta": base.kind.beta}
+                "lr": stage.lr, "noise": stage.noise, "learn_mix": False, "beta": None}  # None: base's
     return learn_prior_from_folder(folders, name=base.kind.name, device=device, progress=False, start=base,
                                    bits_per_patch=rate, rate_target_bits=rate, **settings)
 
@@ -127,8 +128,10 @@ def train(family: str, out: Path, data: Path, device: str | None,
     stage = settings.pop("refine")
     if bases is not None and (stage is None or not rate_targeted):
         raise SystemExit(f"--base needs a recipe with a refinement stage; {family} has none")
+    refine_checkpoints = {}
     if checkpoint:
         settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
+        refine_checkpoints["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned, "refine")
     t0 = time.perf_counter()
     if rate_targeted:
         chosen = list(range(len(rates)) if levels is None else levels)
@@ -144,11 +147,8 @@ def train(family: str, out: Path, data: Path, device: str | None,
                 prior = learn_prior_from_folder(folders, name=f"{family}-q{q}", device=device, progress=False,
                                                 bits_per_patch=rates[q], rate_target_bits=rates[q], **settings)
             if stage is not None:  # refined from where the family's encoder starts a fit
-                if checkpoint:
-                    settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned, "refine")
-                prior = refined(with_settings(family, prior)[0], stage, settings, folders, device, rates[q])
-                if checkpoint:
-                    settings["on_round"] = lambda r, learned: save_checkpoint(family, out, r, learned)
+                prior = refined(with_settings(family, prior)[0], stage, {**settings, **refine_checkpoints},
+                                folders, device, rates[q])
             priors.append(prior)
     else:
         priors = learn_prior_from_folder(folders, name=family, device=device, progress=False,

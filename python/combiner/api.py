@@ -105,7 +105,7 @@ def decode_file(path: str | os.PathLike, output: str | os.PathLike, *,
 
 
 def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ...],
-                config: str | INRConfig = "small", beta: float = 1e-5, kappa: int = 16,
+                config: str | INRConfig = "small", beta: float | None = None, kappa: int = 16,
                 iterations: int = 10, steps: int = 100, first_steps: int = 300, lr: float = 3e-3,
                 seed: int = 0, device: str | None = None, name: str | None = None,
                 pixel_fraction: float = 1.0, bits_per_patch: float | list[float] | None = None,
@@ -121,7 +121,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
     rate (see ``prior_learning.learn_prior``); ``beta`` is then only the starting value. ``learn_mix`` also
     learns the mixing matrices of RECOMBINER's linear reparameterisation (see ``combiner.inr``).
     ``start`` refines that prior instead of learning one from scratch, fitting with ``noise`` (see
-    ``prior_learning.learn_prior``).
+    ``prior_learning.learn_prior``). ``beta``: the starting beta; by default 1e-5, or ``start``'s
+    final beta when refining.
     ``on_round(r, priors)`` receives the priors as they stand after each round r (checkpoints).
     ``batch_patches``: training posteriors fitted together, the unit of work the ranks share when
     ``torch.distributed`` is initialised with several (every rank then calls this with the same
@@ -136,6 +137,8 @@ def learn_prior(signals: np.ndarray, *, modality: Modality, patch: tuple[int, ..
 
     if isinstance(config, str):
         config = families.network(config, modality)
+    if beta is None:
+        beta = 1e-5 if start is None or start.kind.beta is None else start.kind.beta
     kind = {"name": name or f"{modality}-{'x'.join(map(str, patch))}-b{beta:g}", "beta": beta}
 
     def named(learned):  # a list holds one prior per rate: NAME-q0, NAME-q1 ...

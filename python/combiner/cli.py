@@ -135,14 +135,12 @@ def _learn_prior(args: argparse.Namespace) -> None:
     fileio.check_output(args.output)  # before the learning, not after
     if not distributed.is_main():
         args.quiet = True  # rank 0 reports and writes the prior
-    network: dict = dict(modality=args.modality, patch=tuple(args.patch), config=args.config,
-                         beta=1e-5 if args.beta is None else args.beta)
-    if args.start is not None:  # refining: the start prior's network, patch and final beta
+    network: dict = dict(modality=args.modality, patch=tuple(args.patch), config=args.config)
+    if args.start is not None:  # refining: the start prior's network and patch (and beta: the API's default)
         start = registry.resolve(args.start)
-        network = dict(modality=start.kind.modality, patch=start.kind.patch_shape, config=start.config,
-                       beta=start.kind.beta if args.beta is None else args.beta, start=start)
+        network = dict(modality=start.kind.modality, patch=start.kind.patch_shape, config=start.config, start=start)
     prior = api.learn_prior_from_folder(
-        args.data, **network, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
+        args.data, **network, beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
         flips=args.flips, iterations=args.iterations, steps=args.steps, first_steps=args.first_steps,
         lr=args.lr, seed=args.seed, device=args.device, name=args.name, progress=not args.quiet,
         bits_per_patch=args.bits_per_patch, rate_target_bits=args.bits_per_patch,

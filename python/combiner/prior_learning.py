@@ -24,7 +24,7 @@ from combiner import distributed
 from combiner.config import INRConfig
 from combiner.fit import evaluate, fit, pick_device
 from combiner.inr import BayesianINR, identity_mix, init_bounds, kl_per_param, siren_init
-from combiner.options import Noise
+from combiner.options import EncoderSettings, Noise
 from combiner.prior import Prior, PriorKind
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,7 @@ def learn_prior(
             rho_all[sl] = model.rho.detach().cpu()
             if learn_mix and model.mix is not None:
                 mix = model.mix.detach().cpu()
-        if mix is not None and distributed.active():
+        if learn_mix and mix is not None and distributed.active():  # a start's matrices stay as they are
             mix = distributed.weighted_average(mix, hi - lo)
         mean, std = update_prior(mu_all.numpy(), torch.nn.functional.softplus(rho_all).numpy(), across_ranks=True)
         bits = _training_kl_bits(mu_all, rho_all, mean, std).sum(1).mean().item()
@@ -313,7 +313,7 @@ def _starting_point(config: INRConfig, count: int, seed: int, rho_init: float, l
     D = config.num_params
     if start is not None:
         mean, std = start.mean.astype(np.float32), start.std.astype(np.float32)
-        ratio = start.encoder.init_std_ratio if start.encoder is not None else 0.5
+        ratio = (start.encoder or EncoderSettings()).init_std_ratio
         sigma = torch.from_numpy(ratio * std)
         rho = torch.log(torch.expm1(sigma))  # softplus^-1
         mix = None if start.mix is None else torch.from_numpy(np.array(start.mix))
