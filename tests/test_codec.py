@@ -253,6 +253,15 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     assert refined.kind.beta == start.kind.beta and refined.content_hash() != start.content_hash()
     coded = combiner.encode(folder / "0.png", prior=refined_path, **FAST)
     assert combiner.decode(coded, prior=refined).shape == (16, 16, 3)
+    # A network or patch other than the start's is refused before any learning; the start's own is accepted.
+    other = tmp_path / "other.safetensors"
+    refine = ["-q", "learn-prior", str(folder), "-o", str(other), "--start", str(prior_path), "--iterations", "1",
+              "--steps", "1", "--first-steps", "1", "--kappa", "8"]
+    capsys.readouterr()
+    assert cli.main(refine + ["--patch", "32", "32"]) == 1 and not other.exists()
+    assert "--patch 32 32 differs from --start's 16 16" in capsys.readouterr().err
+    assert cli.main(refine + ["--modality", "audio"]) == 1 and not other.exists()
+    assert cli.main(refine + ["--patch", "16", "16", "--modality", "image"]) == 0 and other.exists()
 
 
 def test_signals_with_too_many_weights_are_refused(image_prior, monkeypatch):

@@ -131,14 +131,29 @@ def _info(args: argparse.Namespace) -> None:
     print(f"rate:        {fields['rate']:.4f} {fields['rate_unit']} (whole file)")
 
 
+def _as_typed(value: Any) -> str:
+    """An option's value as it is written on the command line: a patch shape as ``16 16``."""
+    return " ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+_LEARN_NETWORK_DEFAULTS = dict(modality="image", patch=(32, 32), config="small")  # learn-prior without --start
+
+
 def _learn_prior(args: argparse.Namespace) -> None:
     fileio.check_output(args.output)  # before the learning, not after
     if not distributed.is_main():
         args.quiet = True  # rank 0 reports and writes the prior
-    network: dict = dict(modality=args.modality, patch=tuple(args.patch), config=args.config)
-    if args.start is not None:  # refining: the start prior's network and patch (and beta: the API's default)
+    given = dict(modality=args.modality, patch=None if args.patch is None else tuple(args.patch), config=args.config)
+    if args.start is None:
+        network: dict = {**_LEARN_NETWORK_DEFAULTS, **{k: v for k, v in given.items() if v is not None}}
+    else:  # refining: the start prior's network and patch (and beta: the API's default)
         start = registry.resolve(args.start)
-        network = dict(modality=start.kind.modality, patch=start.kind.patch_shape, config=start.config, start=start)
+        network = dict(modality=start.kind.modality, patch=start.kind.patch_shape, config=start.config)
+        for key, value in given.items():
+            if value is not None and value != network[key]:
+                raise ValueError(f"--{key} {_as_typed(value)} differs from --start's {_as_typed(network[key])}: "
+                                 f"a refinement keeps the start prior's network and patch")
+        network["start"] = start
     prior = api.learn_prior_from_folder(
         args.data, **network, beta=args.beta, kappa=args.kappa, max_files=args.max_files, per_file=args.crops,
         flips=args.flips, iterations=args.iterations, steps=args.steps, first_steps=args.first_steps,
@@ -291,10 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     lp = sub.add_parser("learn-prior", help="learn a prior from a folder of images or audio")
     lp.add_argument("data", nargs="+", help="folder(s) of training files")
     lp.add_argument("-o", "--output", required=True)
-    lp.add_argument("--modality", choices=get_args(Modality), default="image")
-    lp.add_argument("--patch", type=int, nargs="+", default=[32, 32])
-    lp.add_argument("--config", default="small",
-                    help=f"network preset of combiner.families.CONFIGS: {', '.join(CONFIGS)}")
+    lp.add_argument("--modality", choices=get_args(Modality), default=None,
+                    help="default image, or --start's")
+    lp.add_argument("--patch", type=int, nargs="+", default=None, help="default 32 32, or --start's")
+    lp.add_argument("--config", default=None,
+                    help=f"network preset of combiner.families.CONFIGS: {', '.join(CONFIGS)} "
+                         "(default small, or --start's)")
     lp.add_argument("--beta", type=float, default=None,
                     help="rate-distortion trade-off (default 1e-5, or --start's final beta)")
     lp.add_argument("--start", default=None, metavar="PRIOR",
