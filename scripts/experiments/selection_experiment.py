@@ -1,9 +1,10 @@
 """Which candidate to send (results/experiments/README.md, "Which candidate to send"): the A*
-sample, or the candidate closest to the posterior mean in the posterior's own metric (highest
-density).
+sample, the candidate closest to the posterior mean in the posterior's own metric (highest
+density), or the candidate of largest log(q/p) + T * G (T = 0: largest importance weight).
 
     python scripts/experiments/selection_experiment.py simulate            # Gaussian blocks, no network
     python scripts/experiments/selection_experiment.py crop photo-q1 kodim03 [kodim01 ...] [--set k=v ...]
+    python scripts/experiments/selection_experiment.py tempered T photo-q1 kodim03 [...] [--set k=v ...]
 
 `simulate` prints, for blocks of 32 weights at several KLs, the mean squared distance
 sum(((x - mu_q) / sigma_q)^2) / d of the A* sample and of the closest of the 2^16 prior
@@ -45,6 +46,33 @@ def closest_candidates(mu_q, sigma_q, mu_p, sigma_p, sizes, *, seed, block_ids, 
     return rec.BatchResult(indices=indices, samples=samples, scored=len(sizes) * n)
 
 
+def tempered_search(temperature: float):
+    """`rec.encode_blocks`'s interface; each block's index maximises log(q/p) + temperature * G
+    over all 2^kappa candidates, G the ordered Gumbel process of A* coding (an encoder-side
+    draw). Temperature 1 is A* coding's own rule; 0 sends the candidate of largest importance
+    weight q/p."""
+    def search(mu_q, sigma_q, mu_p, sigma_p, sizes, *, seed, block_ids, kappa, version=rec.FORMAT_VERSION,
+               **_) -> rec.BatchResult:
+        n = 1 << kappa
+        ends = np.cumsum(sizes)
+        indices = np.zeros(len(sizes), dtype=np.uint32)
+        every = np.arange(n, dtype=np.uint32)
+        rng = np.random.default_rng([seed, int(block_ids[0])])
+        for i, (a, b) in enumerate(zip(ends - sizes, ends)):
+            d = int(b - a)
+            z = rec.decode_blocks(np.zeros(n * d), np.ones(n * d), np.full(n, d), seed=seed,
+                                  block_ids=np.full(n, block_ids[i]), indices=every, kappa=kappa,
+                                  version=version).reshape(n, d)
+            x = mu_p[a:b] + sigma_p[a:b] * z
+            log_w = (0.5 * z * z - 0.5 * ((x - mu_q[a:b]) / sigma_q[a:b]) ** 2).sum(1)
+            gumbels = -np.log(np.cumsum(rng.exponential(size=n)))
+            indices[i] = int(np.argmax(log_w + temperature * gumbels))
+        samples = rec.decode_blocks(mu_p, sigma_p, sizes, seed=seed, block_ids=block_ids, indices=indices,
+                                    kappa=kappa, version=version)
+        return rec.BatchResult(indices=indices, samples=samples, scored=len(sizes) * n)
+    return search
+
+
 def simulate(dim: int = 32, trials: int = 20, seed: int = 0) -> None:
     """Unit-variance prior, posterior std s and mean offset s per weight, s set by the KL."""
     rng = np.random.default_rng(seed)
@@ -69,13 +97,19 @@ def simulate(dim: int = 32, trials: int = 20, seed: int = 0) -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("simulate", "crop"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("simulate", "crop", "tempered"):
         sys.exit(__doc__)
     if sys.argv[1] == "simulate":
         simulate()
         return
-    codec.block_search = lambda where, device: closest_candidates
-    sys.argv = ["crop_experiment.py"] + sys.argv[2:]
+    if sys.argv[1] == "tempered":
+        rule = tempered_search(float(sys.argv[2]))
+        rest = sys.argv[3:]
+        codec.search_version = lambda search, spread_blocks: rec.FORMAT_VERSION  # the Rust search's generator
+    else:
+        rule, rest = closest_candidates, sys.argv[2:]
+    codec.block_search = lambda where, device: rule
+    sys.argv = ["crop_experiment.py"] + rest
     runpy.run_path(str(Path(__file__).with_name("crop_experiment.py")), run_name="__main__")
 
 
