@@ -43,12 +43,13 @@ class Budget:
     lr_scale: float
 
 
-# "cpu": the recipe as stored in the prior, sized for a 2-core CPU (a Kodak image in about 2-3
-# minutes). "gpu": 24,000 fitting steps for `photo` (1,200 x 20), the order of the references'
+# "cpu": the recipe as stored in the prior, sized for a 2-core CPU (a Kodak image in about 3
+# minutes). "gpu": 40,000 fitting steps for `photo` (2,000 x 20), the order of the references'
 # budget (COMBINER, Guo et al., NeurIPS 2023: 25,000 steps per Kodak image), at half the learning
-# rate, with three times the refinement: +0.33 dB on Kodak crops at photo-q1 and +0.61 dB on
-# CIFAR-10 at thumbnail-q1 for about 10 times the encode time on one CPU thread
-# (results/experiments/README.md, "A GPU budget for the encoder").
+# rate, with three times the refinement. Measured when photo's recipe had 1,200 steps (so 24,000
+# here): +0.33 dB on Kodak crops at photo-q1, and +0.61 dB on CIFAR-10 at thumbnail-q1 (30,000
+# steps), for about 10 times the encode time on one CPU thread (results/experiments/README.md,
+# "A GPU budget for the encoder").
 BUDGETS: dict[str, Budget] = {
     "cpu": Budget(fit_scale=1, refine_scale=1, lr_scale=1.0),
     "gpu": Budget(fit_scale=20, refine_scale=3, lr_scale=0.5),
