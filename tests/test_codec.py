@@ -261,6 +261,7 @@ def test_cli_learn_prior_then_code(tmp_path, capsys):
     assert cli.main(refine + ["--patch", "32", "32"]) == 1 and not other.exists()
     assert "--patch 32 32 differs from --start's 16 16" in capsys.readouterr().err
     assert cli.main(refine + ["--modality", "audio"]) == 1 and not other.exists()
+    assert "--modality audio differs from --start's image" in capsys.readouterr().err
     assert cli.main(refine + ["--patch", "16", "16", "--modality", "image"]) == 0 and other.exists()
 
 

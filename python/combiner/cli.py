@@ -306,12 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     lp = sub.add_parser("learn-prior", help="learn a prior from a folder of images or audio")
     lp.add_argument("data", nargs="+", help="folder(s) of training files")
     lp.add_argument("-o", "--output", required=True)
+    default = {key: _as_typed(value) for key, value in _LEARN_NETWORK_DEFAULTS.items()}
     lp.add_argument("--modality", choices=get_args(Modality), default=None,
-                    help="default image, or --start's")
-    lp.add_argument("--patch", type=int, nargs="+", default=None, help="default 32 32, or --start's")
+                    help=f"default {default['modality']}, or --start's")
+    lp.add_argument("--patch", type=int, nargs="+", default=None, help=f"default {default['patch']}, or --start's")
     lp.add_argument("--config", default=None,
                     help=f"network preset of combiner.families.CONFIGS: {', '.join(CONFIGS)} "
-                         "(default small, or --start's)")
+                         f"(default {default['config']}, or --start's)")
     lp.add_argument("--beta", type=float, default=None,
                     help="rate-distortion trade-off (default 1e-5, or --start's final beta)")
     lp.add_argument("--start", default=None, metavar="PRIOR",

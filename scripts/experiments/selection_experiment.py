@@ -27,50 +27,44 @@ from combiner import codec, rec
 CANDIDATES = 1 << 16
 
 
-def closest_candidates(mu_q, sigma_q, mu_p, sigma_p, sizes, *, seed, block_ids, kappa,
-                       early_stop=True, **_) -> rec.BatchResult:
-    """`rec.encode_blocks`'s interface; each block's index is its highest-density candidate."""
-    n = 1 << kappa
-    ends = np.cumsum(sizes)
-    indices = np.zeros(len(sizes), dtype=np.uint32)
-    samples = np.zeros(int(ends[-1]) if len(ends) else 0, dtype=np.float32)
-    every = np.arange(n, dtype=np.uint32)
-    for i, (a, b) in enumerate(zip(ends - sizes, ends)):
-        d = int(b - a)
-        x = rec.decode_blocks(np.tile(mu_p[a:b], n), np.tile(sigma_p[a:b], n), np.full(n, d),
-                              seed=seed, block_ids=np.full(n, block_ids[i]), indices=every,
-                              kappa=kappa).reshape(n, d)
-        z = (x.astype(np.float64) - mu_q[a:b]) / sigma_q[a:b]
-        k = int(np.argmin((z * z).sum(1)))
-        indices[i], samples[a:b] = k, x[k]
-    return rec.BatchResult(indices=indices, samples=samples, scored=len(sizes) * n)
-
-
-def tempered_search(temperature: float):
-    """`rec.encode_blocks`'s interface; each block's index maximises log(q/p) + temperature * G
-    over all 2^kappa candidates, G the ordered Gumbel process of A* coding (an encoder-side
-    draw). Temperature 1 is A* coding's own rule; 0 sends the candidate of largest importance
-    weight q/p."""
+def scan_search(choose):
+    """`rec.encode_blocks`'s interface: every block's 2^kappa candidates are regenerated exactly
+    as the decoder makes them, and ``choose(x, mu_q, sigma_q, mu_p, sigma_p, rng)`` (x: float32
+    [2^kappa, d]) picks the index to send."""
     def search(mu_q, sigma_q, mu_p, sigma_p, sizes, *, seed, block_ids, kappa, version=rec.FORMAT_VERSION,
                **_) -> rec.BatchResult:
         n = 1 << kappa
         ends = np.cumsum(sizes)
         indices = np.zeros(len(sizes), dtype=np.uint32)
+        samples = np.zeros(int(ends[-1]) if len(ends) else 0, dtype=np.float32)
         every = np.arange(n, dtype=np.uint32)
-        rng = np.random.default_rng([seed, int(block_ids[0])])
+        rng = np.random.default_rng([seed, int(block_ids[0])] if len(block_ids) else seed)
         for i, (a, b) in enumerate(zip(ends - sizes, ends)):
             d = int(b - a)
-            z = rec.decode_blocks(np.zeros(n * d), np.ones(n * d), np.full(n, d), seed=seed,
-                                  block_ids=np.full(n, block_ids[i]), indices=every, kappa=kappa,
-                                  version=version).reshape(n, d)
-            x = mu_p[a:b] + sigma_p[a:b] * z
-            log_w = (0.5 * z * z - 0.5 * ((x - mu_q[a:b]) / sigma_q[a:b]) ** 2).sum(1)
-            gumbels = -np.log(np.cumsum(rng.exponential(size=n)))
-            indices[i] = int(np.argmax(log_w + temperature * gumbels))
-        samples = rec.decode_blocks(mu_p, sigma_p, sizes, seed=seed, block_ids=block_ids, indices=indices,
-                                    kappa=kappa, version=version)
+            x = rec.decode_blocks(np.tile(mu_p[a:b], n), np.tile(sigma_p[a:b], n), np.full(n, d),
+                                  seed=seed, block_ids=np.full(n, block_ids[i]), indices=every,
+                                  kappa=kappa, version=version).reshape(n, d)
+            k = choose(x.astype(np.float64), mu_q[a:b], sigma_q[a:b], mu_p[a:b], sigma_p[a:b], rng)
+            indices[i], samples[a:b] = k, x[k]
         return rec.BatchResult(indices=indices, samples=samples, scored=len(sizes) * n)
     return search
+
+
+def closest(x, mu_q, sigma_q, mu_p, sigma_p, rng) -> int:
+    """The highest-density candidate: the smallest sum(((x - mu_q) / sigma_q)^2)."""
+    z = (x - mu_q) / sigma_q
+    return int(np.argmin((z * z).sum(1)))
+
+
+def tempered(temperature: float):
+    """The candidate of largest log(q/p) + temperature * G, G the ordered Gumbel process of A*
+    coding (an encoder-side draw). Temperature 1 is A* coding's own rule; 0 sends the candidate
+    of largest importance weight q/p."""
+    def choose(x, mu_q, sigma_q, mu_p, sigma_p, rng) -> int:
+        log_w = (0.5 * ((x - mu_p) / sigma_p) ** 2 - 0.5 * ((x - mu_q) / sigma_q) ** 2).sum(1)
+        gumbels = -np.log(np.cumsum(rng.exponential(size=len(x))))
+        return int(np.argmax(log_w + temperature * gumbels))
+    return choose
 
 
 def simulate(dim: int = 32, trials: int = 20, seed: int = 0) -> None:
@@ -103,12 +97,13 @@ def main() -> None:
         simulate()
         return
     if sys.argv[1] == "tempered":
-        rule = tempered_search(float(sys.argv[2]))
-        rest = sys.argv[3:]
-        codec.search_version = lambda search, spread_blocks: rec.FORMAT_VERSION  # the Rust search's generator
+        rule, rest = tempered(float(sys.argv[2])), sys.argv[3:]
     else:
-        rule, rest = closest_candidates, sys.argv[2:]
-    codec.block_search = lambda where, device: rule
+        rule, rest = closest, sys.argv[2:]
+    search = scan_search(rule)
+    codec.block_search = lambda where, device: search
+    # The candidates are the Rust search's (the newest generator): the header must say so.
+    codec.search_version = lambda search, spread_blocks: rec.FORMAT_VERSION
     sys.argv = ["crop_experiment.py"] + rest
     runpy.run_path(str(Path(__file__).with_name("crop_experiment.py")), run_name="__main__")
 
