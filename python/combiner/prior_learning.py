@@ -162,7 +162,7 @@ def learn_prior(
     first_steps: int | None = None,
     lr: float = 1e-4,
     kappa: int = 16,
-    beta: float = 1e-6,
+    beta: float,
     seed: int = 0,
     device: str | torch.device | None = None,
     progress: bool = False,
@@ -190,6 +190,9 @@ def learn_prior(
     training-average per-parameter KL (bits) under the final prior: by `make_partition` (blocks of
     up to kappa bits of training KL) or, with `bits_per_patch`, by `partition_for_rate` for that
     rate; a sequence of rates returns one prior per rate (same means and stds).
+
+    ``beta``: the rate-distortion weight of the KL (nats) against the MSE, the same for every
+    patch; required here, so that the default lives in one place (``combiner.learn_prior``).
 
     ``rate_target_bits``: learn the prior for that rate (RECOMBINER's rate targeting). After each
     round's M-step, beta is scaled by the ratio of the training-average KL per patch (bits, under

@@ -30,6 +30,7 @@ from crop_experiment import image_parser, parse_override
 from combiner import codec, quality, registry
 from combiner.inr import kl_per_param
 from combiner.media import read
+from combiner.prior_learning import update_prior
 from combiner.tiling import patch_grid
 
 
@@ -63,8 +64,7 @@ def kl_bits(mu, sigma, mean, std) -> float:
 
 def closed_form(mu, sigma):
     """The M-step of one set of posteriors [n, D]: its mean and spread [D]."""
-    m = mu.mean(0)
-    return m, torch.sqrt((sigma.square() + (mu - m).square()).mean(0)).clamp_min(1e-8)
+    return update_prior(mu, sigma, min_std=1e-8)
 
 
 def group_level(mu, sigma, grid: tuple[int, int], g: int, m_img, s_img) -> tuple[float, float]:
