@@ -109,7 +109,8 @@ def test_the_gpu_budget_scales_the_recipe_and_overrides_still_win(tmp_path):
     b = quality.BUDGETS["gpu"]
     assert (gpu.fit_steps, gpu.refine_steps) == (cpu.fit_steps * b.fit_scale, cpu.refine_steps * b.refine_scale)
     assert gpu.lr == pytest.approx(cpu.lr * b.lr_scale) and gpu.fit_steps >= 20_000
-    assert replace(gpu, fit_steps=cpu.fit_steps, refine_steps=cpu.refine_steps, lr=cpu.lr) == cpu
+    assert replace(gpu, fit_steps=cpu.fit_steps, refine_steps=cpu.refine_steps,
+                   max_refine_steps=cpu.max_refine_steps, lr=cpu.lr) == cpu
     _, mine = quality.resolve(signal, quality=1, overrides=dict(budget="gpu", fit_steps=9))
     assert (mine.fit_steps, mine.refine_steps) == (9, gpu.refine_steps)
     with pytest.raises(ValueError, match="budget must be one of"):

@@ -61,6 +61,7 @@ def test_settings_round_trip_through_the_file_and_stay_out_of_the_hash(tmp_path)
     '{"spread_blocks":1}', '{"spread_blocks":"true"}', '{"noise":"flipout"}', '{"noise":1}',
     '{"weight_samples":0}', '{"pooled_noise":"yes"}', '{"compile":true}', '{"refine_noise":"exact"}',
     '{"seed":3}', '{"device":"cpu"}', '{"progress":false}', '{"steps":3}',
+    '{"max_refine_steps":-1}', '{"max_refine_steps":2.5}', '{"max_refine_steps":false}',
 ])
 def test_invalid_settings_are_refused_but_decoders_ignore_them(text):
     bare = tiny_prior("image", (16, 16), "tiny")
@@ -89,6 +90,49 @@ def test_options_are_checked_when_built():
     assert EncodeOptions(fit_steps=np.int64(5), lr=1).lr == 1.0  # integers where numbers are due
     with pytest.raises(ValueError, match="unknown encoder settings"):
         EncoderSettings.from_dict({"fit_steps": 3, "seed": 1})
+
+
+def test_max_refine_steps_bounds_the_refinement_of_all_rounds():
+    plain = EncoderSettings(refine_steps=10)
+    assert [plain.refine_steps_per_round(r) for r in (1, 41, 275)] == [10, 10, 10]
+    bounded = EncoderSettings(refine_steps=10, max_refine_steps=1700)
+    # 40 and 163 refinements fit under the bound at 10 steps; 274 take 6 (1,644 steps).
+    assert [bounded.refine_steps_per_round(r) for r in (1, 41, 164, 275)] == [10, 10, 10, 6]
+    assert EncoderSettings(refine_steps=10, max_refine_steps=5).refine_steps_per_round(100) == 1
+    assert EncoderSettings(refine_steps=0, max_refine_steps=5).refine_steps_per_round(100) == 0
+
+
+def test_an_explicit_refine_steps_is_run_in_every_round():
+    prior = dataclasses.replace(tiny_prior("image", (16, 16), "tiny"),
+                                encoder=EncoderSettings(refine_steps=10, max_refine_steps=100))
+    signal = Signal("image", smooth_image(20, 24).astype(np.float32) / 255)
+    _, stored = quality.resolve(signal, prior=prior)
+    assert stored.max_refine_steps == 100
+    _, asked = quality.resolve(signal, prior=prior, overrides=dict(refine_steps=4))
+    assert (asked.refine_steps, asked.max_refine_steps) == (4, None)
+    _, both = quality.resolve(signal, prior=prior, overrides=dict(refine_steps=4, max_refine_steps=50))
+    assert (both.refine_steps, both.max_refine_steps) == (4, 50)
+    gpu = quality.budget_settings(prior.encoder, "gpu")
+    scale = quality.BUDGETS["gpu"].refine_scale
+    assert (gpu.refine_steps, gpu.max_refine_steps) == (10 * scale, 100 * scale)
+
+
+def test_the_encoder_refines_each_round_as_the_bound_allows(monkeypatch):
+    prior = tiny_prior("image", (16, 16), "tiny")
+    signal = Signal("image", smooth_image(16, 16).astype(np.float32) / 255)
+    rounds = len(codec.blocks.layout(prior, 1, False, 0).rounds)
+    assert rounds >= 3
+    real_fit, calls = codec.fit, []
+
+    def counting_fit(*args, steps: int, **kwargs):
+        calls.append(steps)
+        return real_fit(*args, steps=steps, **kwargs)
+
+    monkeypatch.setattr(codec, "fit", counting_fit)
+    opts = EncodeOptions(fit_steps=2, refine_steps=5, max_refine_steps=rounds - 1, progress=False,
+                         compile=False)
+    codec.encode_signal(signal, prior, opts)
+    assert calls == [2] + [1] * (rounds - 1)  # the fit, then one step after every round but the last
 
 
 def test_shipped_priors_keep_their_hashes_with_the_settings():

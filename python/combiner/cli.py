@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--steps", type=int, default=None,
                    help="posterior fitting steps (default: the setting stored in the prior)")
     e.add_argument("--refine-steps", type=int, default=None,
-                   help="fine-tuning steps after each coded round of blocks (default: the prior's)")
+                   help="fine-tuning steps after each coded round of blocks (default: the prior's, "
+                        "within its bound on all rounds together; given: that many after every round)")
     e.add_argument("--seed", type=int, default=0)
     _add_budget_option(e)
     _add_threads_option(e)

@@ -129,7 +129,8 @@ def encode_signals(signals: list[Signal], prior: Prior,
                                   noise=opts.noise, weight_samples=opts.weight_samples)
     points_per_step = math.ceil(targets.shape[0] * targets.shape[1] * opts.pixel_fraction)
     n_threads = threads.resolve(opts.threads, points_per_step)
-    total_steps = opts.fit_steps + opts.refine_steps * max(0, len(layouts[0].rounds) - 1)
+    rounds = len(layouts[0].rounds)
+    total_steps = opts.fit_steps + opts.refine_steps_per_round(rounds) * max(0, rounds - 1)
     common["compile"] = (compile_pays(device, points_per_step, total_steps) if opts.compile is None
                          else opts.compile)
     if opts.pooled_noise:  # one pool for the whole encode; windows at seeded random offsets
@@ -195,6 +196,7 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
     optimizer = torch.optim.Adam([model.mu, model.rho], lr=opts.lr * 0.5)
     refine = {**common, "noise": opts.refinement_noise}
     num_rounds = len(layouts[0].rounds)
+    refine_steps = opts.refine_steps_per_round(num_rounds)
     search_seconds = 0.0
     for r in tqdm(range(num_rounds), disable=not opts.progress, desc="code blocks", leave=False):
         ids = [layout.rounds[r] for layout in layouts]
@@ -218,8 +220,8 @@ def _code_progressively(model, prior, coords, targets, block_index, beta, layout
         fixed[flat] = True
         model.set_fixed(torch.from_numpy(fixed.reshape(P, D)).to(device),
                         torch.from_numpy(final.reshape(P, D)).to(device))
-        if opts.refine_steps > 0 and r + 1 < num_rounds:
-            fit(model, coords, targets, prior, block_index, steps=opts.refine_steps,
+        if refine_steps > 0 and r + 1 < num_rounds:
+            fit(model, coords, targets, prior, block_index, steps=refine_steps,
                 lr=opts.lr * 0.5, beta=beta, beta_control=False, lr_decay_at=1.0,
                 seed=opts.seed + 1 + r, optimizer=optimizer, **refine)
     return final.reshape(P, D), indices, search_seconds

@@ -48,6 +48,9 @@ class EncoderSettings:
     fit_steps: int = 1500
     lr: float = 1e-3
     refine_steps: int = 10  # fine-tuning steps after each coded round of blocks
+    # A bound on the refinement steps of all rounds together (None: no bound), so that the
+    # highest levels, whose rounds are many, keep to the time budget: see `refine_steps_per_round`.
+    max_refine_steps: int | None = None
     init_std_ratio: float = 0.5  # initial posterior std as a fraction of the prior std
     beta: float | None = None  # starting beta; default: the prior's training beta
     control_every: int = 25
@@ -72,6 +75,8 @@ class EncoderSettings:
     def __post_init__(self) -> None:
         _integer(self, "fit_steps", 0, MAX_STEPS)
         _integer(self, "refine_steps", 0, MAX_STEPS)
+        if self.max_refine_steps is not None:
+            _integer(self, "max_refine_steps", 0, MAX_STEPS)
         _integer(self, "control_every", 1, MAX_STEPS)
         _real(self, "lr", 0.0, 1.0)
         _real(self, "init_std_ratio", 0.0, 1.0)
@@ -87,6 +92,15 @@ class EncoderSettings:
             raise ValueError(f"noise must be one of {get_args(Noise)}, not {self.noise!r}")
         if self.refine_noise is not None and self.refine_noise not in get_args(Noise):
             raise ValueError(f"refine_noise must be one of {get_args(Noise)} or None, not {self.refine_noise!r}")
+
+    def refine_steps_per_round(self, rounds: int) -> int:
+        """The fine-tuning steps after each of the first ``rounds - 1`` coded rounds (none
+        follows the last): ``refine_steps``, or fewer when ``max_refine_steps`` bounds their sum,
+        ``max_refine_steps // (rounds - 1)`` but at least one (when ``refine_steps`` is not 0)."""
+        refinements = max(0, rounds - 1)
+        if self.max_refine_steps is None or refinements == 0 or self.refine_steps == 0:
+            return self.refine_steps
+        return min(self.refine_steps, max(1, self.max_refine_steps // refinements))
 
     @property
     def refinement_noise(self) -> Noise:

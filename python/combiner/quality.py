@@ -83,8 +83,10 @@ def budget_settings(settings: EncoderSettings, budget: str) -> EncoderSettings:
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {sorted(BUDGETS)}, not {budget!r}")
     b = BUDGETS[budget]
+    bound = None if settings.max_refine_steps is None else settings.max_refine_steps * b.refine_scale
     return replace(settings, fit_steps=settings.fit_steps * b.fit_scale,
-                   refine_steps=settings.refine_steps * b.refine_scale, lr=settings.lr * b.lr_scale)
+                   refine_steps=settings.refine_steps * b.refine_scale, max_refine_steps=bound,
+                   lr=settings.lr * b.lr_scale)
 
 
 def resolve(signal: Signal, *, prior: PriorLike | None = None, quality: int | None = None,
@@ -106,4 +108,6 @@ def resolve(signal: Signal, *, prior: PriorLike | None = None, quality: int | No
         chosen = registry.load_shipped(name)
     else:
         chosen = registry.resolve(prior)
+    if "refine_steps" in overrides:  # steps per round asked for are run in every round
+        overrides.setdefault("max_refine_steps", None)
     return chosen, replace(budget_settings(settings_of(chosen), budget).options(), **overrides)
