@@ -145,6 +145,29 @@ def test_a_committed_folder_without_its_journal_rebuilds_from_rows_csv(image_eva
     assert after["curves"] == before["curves"] and after["bd"] == before["bd"]
 
 
+def test_merging_into_a_folder_refuses_a_journal_that_contradicts_rows_csv(image_eval, tmp_path, merge_runs):
+    """A journal left from an earlier run beside a newer rows.csv would put the old rows back."""
+    _, out = image_eval
+    dest, other = tmp_path / "dest", tmp_path / "other"
+    for folder in (dest, other):
+        folder.mkdir()
+        for name in ("rows.csv", "summary.json", "rows.jsonl"):
+            (folder / name).write_bytes((out / name).read_bytes())
+    assert merge_runs.journal_conflict(dest) is None
+    merge_runs.merge(dest, [other])  # journal and rows.csv agree: merged
+    rows = evaluate.read_journal(dest / "rows.jsonl")
+    stale = [{**r, "psnr": r["psnr"] - 0.2} if r["codec"] == "combiner" else r for r in rows]
+    (dest / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stale))
+    assert "disagree" in merge_runs.journal_conflict(dest) and "psnr" in merge_runs.journal_conflict(dest)
+    with pytest.raises(SystemExit, match="delete the stale file"):
+        merge_runs.merge(dest, [other])
+    (dest / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[1:]))
+    assert "has no row" in merge_runs.journal_conflict(dest)
+    (dest / "rows.jsonl").unlink()  # a committed folder: rows.csv only
+    assert merge_runs.journal_conflict(dest) is None
+    assert merge_runs.merge(dest, [other])["curves"] == json.loads((out / "summary.json").read_text())["curves"]
+
+
 def test_rebuild_keeps_the_machines_of_a_merged_folder(image_eval):
     _, out = image_eval
     before = json.loads((out / "summary.json").read_text())

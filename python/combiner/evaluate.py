@@ -377,6 +377,11 @@ def read_rows(out: Path) -> list[dict]:
     committed results folders: journals are not committed), the CSV with its numbers parsed."""
     if (out / "rows.jsonl").exists():
         return read_journal(out / "rows.jsonl")
+    return read_csv_rows(out)
+
+
+def read_csv_rows(out: Path) -> list[dict]:
+    """The rows of ``out/rows.csv``, with their numbers parsed (as the journal holds them)."""
     with open(out / "rows.csv", newline="") as f:
         return [{k: int(v) if k in _INT_FIELDS else float(v) if k in _FLOAT_FIELDS else v
                  for k, v in r.items()} for r in csv.DictReader(f)]

@@ -42,7 +42,28 @@ def complete_items(rows: list[dict]) -> list[str]:
     return sorted(item for item, s in have.items() if s == settings)
 
 
+def journal_conflict(dest: Path) -> str | None:
+    """Why ``dest``'s journal cannot be merged into: a row of its ``rows.csv`` that the journal
+    lacks or measures differently (a journal left from an earlier run, e.g. in a results folder
+    whose ``rows.csv`` was committed since), or None when they agree or one is missing."""
+    if not ((dest / "rows.jsonl").exists() and (dest / "rows.csv").exists()):
+        return None
+    journal = {(r["codec"], r["setting"], r["item"]): r for r in evaluate.read_journal(dest / "rows.jsonl")}
+    for row in evaluate.read_csv_rows(dest):
+        key = (row["codec"], row["setting"], row["item"])
+        if key not in journal:
+            return f"rows.jsonl has no row for {key}, which rows.csv has"
+        differ = sorted(k for k, v in row.items() if journal[key].get(k) != v)
+        if differ:
+            return f"rows.jsonl and rows.csv disagree on {key} ({', '.join(differ)})"
+    return None
+
+
 def merge(dest: Path, sources: list[Path]) -> dict:
+    conflict = journal_conflict(dest)
+    if conflict:
+        raise SystemExit(f"{dest}: {conflict}; delete the stale file (a committed folder keeps "
+                         "rows.csv only) and merge again")
     rows = evaluate.read_rows(dest)
     seen = {(r["codec"], r["setting"], r["item"]) for r in rows}
     summary = json.loads((dest / "summary.json").read_text())
