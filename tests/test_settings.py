@@ -23,8 +23,8 @@ from test_quality import smooth_image
 
 torch.set_num_threads(1)
 
-CUSTOM = EncoderSettings(fit_steps=7, refine_steps=0, lr=0.01, pixel_fraction=0.5, spread_blocks=True,
-                         beta=2e-6, target_bits=12.5, control_every=3, init_std_ratio=0.25,
+CUSTOM = EncoderSettings(fit_steps=7, refine_steps=0, max_refine_steps=3, lr=0.01, pixel_fraction=0.5,
+                         spread_blocks=True, beta=2e-6, target_bits=12.5, control_every=3, init_std_ratio=0.25,
                          noise="weights", refine_noise="local", weight_samples=2, pooled_noise=True)
 
 
@@ -49,6 +49,10 @@ def test_settings_round_trip_through_the_file_and_stay_out_of_the_hash(tmp_path)
     header = _read_metadata(options.to_bytes())
     assert header["encoder"] == json.dumps(CUSTOM.to_dict(), sort_keys=True, separators=(",", ":"))
     assert set(json.loads(header["encoder"])) == {f.name for f in dataclasses.fields(EncoderSettings)}
+    # A bound that is not set is not written: files from before the field keep their bytes.
+    unbounded = dataclasses.replace(bare, encoder=dataclasses.replace(CUSTOM, max_refine_steps=None))
+    assert "max_refine_steps" not in _read_metadata(unbounded.to_bytes())["encoder"]
+    assert Prior.from_bytes(unbounded.to_bytes()).encoder == unbounded.encoder
 
 
 @pytest.mark.parametrize("text", [

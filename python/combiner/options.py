@@ -35,6 +35,7 @@ LrSchedule = Literal["step", "cosine"]
 
 MAX_STEPS = 1_000_000  # a bound on every step count, so that a prior file cannot ask for ages
 MAX_TARGET_BITS = 64.0  # a block index has at most 64 bits (kappa)
+_WRITTEN_WHEN_SET = ("max_refine_steps",)  # see EncoderSettings.to_dict
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,11 @@ class EncoderSettings:
         return self.refine_noise or self.noise
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe's fields (only those of `EncoderSettings`), for the prior file."""
-        return {f.name: getattr(self, f.name) for f in fields(EncoderSettings)}
+        """The recipe's fields (only those of `EncoderSettings`), for the prior file; a field
+        added after the files were first written (`_WRITTEN_WHEN_SET`) only when it is set, so
+        that a file without it is saved again byte for byte."""
+        return {f.name: getattr(self, f.name) for f in fields(EncoderSettings)
+                if not (f.name in _WRITTEN_WHEN_SET and getattr(self, f.name) is None)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EncoderSettings:
