@@ -9,7 +9,8 @@ for ``combiner.encode``, ``combiner encode``, ``combiner demo`` and ``combiner e
 - A budget (``BUDGETS``) scales the recipe's steps: ``"cpu"`` (the default) keeps them,
   ``"gpu"`` fits for tens of thousands of steps, the references' order, for a GPU.
 - Explicit overrides (fields of ``EncodeOptions``: ``fit_steps``, ``spread_blocks``, ``seed``,
-  ``progress`` ...) replace what the prior and the budget say.
+  ``progress`` ...) replace what the prior and the budget say; an explicit ``refine_steps`` is
+  run after every round, free of the stored ``max_refine_steps`` unless that is given too.
 """
 
 from __future__ import annotations
