@@ -15,12 +15,12 @@ import time
 
 import numpy as np
 import torch
+from crop_experiment import DATA_ROOT, centre_crop
 
 from combiner.config import INRConfig
 from combiner.families import CONFIGS
 from combiner.inr import network_forward, siren_init
 from combiner.tiling import patch_coords, to_patches
-from crop_experiment import DATA_ROOT, centre_crop
 
 
 def parse_net(item: str) -> tuple[str, INRConfig]:
@@ -51,7 +51,8 @@ def probe(config: INRConfig, targets: torch.Tensor, images: int, checkpoints: li
         optimizer.step()
         if step in checkpoints:
             with torch.no_grad():
-                out.append(dict(steps=step, psnr=mean_psnr(network_forward(config, coords, freqs, weights), targets, images),
+                fitted = network_forward(config, coords, freqs, weights)
+                out.append(dict(steps=step, psnr=mean_psnr(fitted, targets, images),
                                 seconds=time.perf_counter() - t0))
     return out
 
