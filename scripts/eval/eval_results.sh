@@ -11,14 +11,15 @@
 # cifar10/test/ (the first 100 images are used) and audio/librispeech_test-other/ (the first 3 s
 # of each clip). Scratch folders go to $TMPDIR (default /tmp).
 #
-# Each run takes hours on a CPU: Kodak 2-4 minutes per image and level on two cores (q0-q3; the
-# committed runs passed --threads 2, without which the encoder uses every free core), CIFAR-10 about 10 s per image and level, speech 5-9 minutes per clip and
-# level. Batches are as in the committed
-# runs: one Kodak image per batch (--max-patches 96), 100 CIFAR-10 images per level, two 3 s clips
-# per batch (--max-patches 120). To use several cores, run the combiner line on parts of the items
-# (folders of links) in parallel and pass all their folders to merge_runs.py. With a CUDA GPU and
-# CuPy the search runs on the GPU (--search auto) and picks the same indices for the same
-# posteriors; fitting on a GPU rounds differently from the CPU, so PSNRs differ slightly.
+# Each run takes hours on a CPU: Kodak 2-4.5 minutes per image and level on two cores (q0-q3;
+# the committed runs passed --threads 2, without which the encoder uses every free core),
+# CIFAR-10 about 10 s per image and level, speech 5-9 minutes per clip and level. Batches are
+# as in the committed runs: one Kodak image per batch (--max-patches 96), 100 CIFAR-10 images
+# per level, two 3 s clips per batch (--max-patches 120). To use several cores, run the
+# combiner line on parts of the items (folders of links) in parallel and pass all their folders
+# to merge_runs.py. With a CUDA GPU and CuPy the search runs on the GPU (--search auto) and
+# picks the same indices for the same posteriors; fitting on a GPU rounds differently from the
+# CPU, so PSNRs differ slightly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DATA=${COMBINER_DATA:-../shared/data}
