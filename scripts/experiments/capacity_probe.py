@@ -18,23 +18,26 @@ import torch
 from crop_experiment import DATA_ROOT, centre_crop
 
 from combiner.config import INRConfig
-from combiner.families import CONFIGS
+from combiner.families import network
 from combiner.inr import network_forward, siren_init
+from combiner.media import psnr
 from combiner.tiling import patch_coords, to_patches
 
 
 def parse_net(item: str) -> tuple[str, INRConfig]:
     """'small64' (a preset) or 'NAME=key:value,key:value' (fields of a custom image network)."""
     name, sep, spec = item.partition("=")
-    fields = dict(CONFIGS[name]) if not sep else {
-        k: (float(v) if k == "max_freq" else int(v)) for k, v in (kv.split(":") for kv in spec.split(","))}
+    if not sep:
+        return name, network(name, "image")
+    fields = {k: (float(v) if k == "max_freq" else int(v)) for k, v in (kv.split(":") for kv in spec.split(","))}
     return name, INRConfig(in_dim=2, out_dim=3, **fields)
 
 
 def mean_psnr(pred: torch.Tensor, target: torch.Tensor, images: int) -> float:
-    """The mean over the images of each image's PSNR (its patches are consecutive)."""
-    mse = ((pred.clamp(0, 1) - target) ** 2).reshape(images, -1).mean(dim=1)
-    return float(torch.mean(-10.0 * torch.log10(mse)))
+    """The mean over the images of each image's PSNR (its patches are consecutive), on the
+    float output clamped to [0, 1]."""
+    pairs = zip(target.reshape(images, -1).numpy(), pred.clamp(0, 1).reshape(images, -1).numpy())
+    return float(np.mean([psnr(t, p) for t, p in pairs]))
 
 
 def probe(config: INRConfig, targets: torch.Tensor, images: int, checkpoints: list[int], lr: float) -> list[dict]:
